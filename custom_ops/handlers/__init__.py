@@ -1,0 +1,1 @@
+"""One module per ONNX op. Every module here is imported by :func:`custom_ops.register`."""
