@@ -1,0 +1,126 @@
+"""``python -m pipeline``: export, convert, parity, train-parity.
+
+Every subcommand prints stage progress on stderr and ends with one line. Failures the user can
+act on print one ``error:`` line and exit 2 (bad arguments or input files) or 1 (a run that
+failed); ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from pipeline.errors import PipelineError, UsageError
+
+DEFAULT_ARTIFACTS = Path("artifacts")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    command: Callable[[argparse.Namespace], int] = args.command
+    try:
+        return command(args)
+    except PipelineError as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: no output was written", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug: say so in one line unless --debug
+        if args.debug:
+            raise
+        print(
+            f"internal error: {type(error).__name__}: {error} (run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors say one line and exit 2 like every other usage error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(UsageError.exit_code)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m pipeline",
+        description="Convert AutoVC from PyTorch to TensorFlow through ONNX and prove the result exact.",
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND", parser_class=_Parser)
+    _add_export(commands)
+    _add_convert(commands)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing output folder that this tool did not write")
+
+
+def _add_export(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "export",
+        help="PyTorch AutoVC -> model.onnx -> TF SavedModel, checked against torch",
+        description=(
+            "Build AutoVC (from --checkpoint, or seeded random weights when none is given), export it "
+            "to ONNX, import it into TensorFlow with our handlers, write a SavedModel and check all "
+            "three frameworks agree. Output folder: model.onnx, saved_model/, report/, manifest.json."
+        ),
+    )
+    p.add_argument("--checkpoint", type=Path, help="AutoVC generator checkpoint (autovc.ckpt: {'model': state_dict})")
+    p.add_argument("--freq", type=int, default=32, help="code down-sampling factor of the checkpoint (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random weights when no --checkpoint (default 0)")
+    p.add_argument("--out", type=Path, help="output folder (default artifacts/<checkpoint name or autovc-random-seed0>)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--fold-batchnorm", action="store_true",
+                   help="fold BatchNorm into the preceding Conv (default: keep BatchNormalization nodes)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where torch, onnxruntime and TF run (default auto: GPU where available)")
+    _common(p)
+    p.set_defaults(command=_run_export)
+
+
+def _add_convert(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "convert",
+        help="any ONNX model our handlers cover -> TF SavedModel",
+        description="Import an ONNX model with onnx-tf and our handlers and write a TF SavedModel "
+        "with a serving_default signature (ONNX input/output names, dynamic dims kept as None).",
+    )
+    p.add_argument("model", type=Path, help="the ONNX model file")
+    p.add_argument("--out", type=Path, required=True, help="output folder for the SavedModel")
+    _common(p)
+    p.set_defaults(command=_run_convert)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from pipeline.export import ExportOptions, run_export
+
+    options = ExportOptions(
+        checkpoint=args.checkpoint,
+        freq=args.freq,
+        seed=args.seed,
+        out=args.out,
+        opset=args.opset,
+        keep_batchnorm=not args.fold_batchnorm,
+        device=args.device,
+        force=args.force,
+    )
+    return run_export(options)
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from pipeline.convert import run_convert
+
+    return run_convert(args.model, args.out, force=args.force)

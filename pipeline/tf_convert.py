@@ -1,0 +1,130 @@
+"""ONNX -> TensorFlow: import an ONNX graph with onnx-tf's handlers (ours registered) as a
+``tf.Module``, and write it as a SavedModel with a ``serving_default`` signature.
+
+The module is built here rather than with ``onnx_tf.backend.prepare`` for two reasons:
+``prepare`` turns every initializer into a Python list before making a constant (seconds
+for AutoVC's 28 M weights), and its ``export_graph`` signature keeps only the shapes it
+could infer. The node-by-node translation is onnx-tf's own (``_onnx_node_to_tensorflow_op``),
+so every op is served by exactly the handler ``prepare`` would use.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+import tensorflow as tf
+from onnx import numpy_helper
+
+import custom_ops
+from custom_ops.support import check_supported
+
+SIGNATURE_KEY = "serving_default"
+
+
+def tf_name(onnx_name: str) -> str:
+    """A SavedModel signature needs identifier-like names; ONNX allows ``input.1`` or ``a:0``."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", onnx_name)
+    return name if name[:1].isalpha() else f"t_{name}"
+
+
+@dataclass(frozen=True)
+class GraphInput:
+    """One graph input: its ONNX name, TF signature name, dtype and shape (None = dynamic)."""
+
+    onnx_name: str
+    tf_name: str
+    dtype: tf.DType
+    shape: tuple[int | None, ...]
+
+    def spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec(self.shape, self.dtype, name=self.tf_name)
+
+
+class OnnxGraphModule(tf.Module):
+    """An ONNX graph translated node by node by onnx-tf handlers.
+
+    ``outputs(**inputs)`` gives the graph outputs keyed by ONNX name; ``tensors(**inputs)``
+    gives every value in the graph (initializers, inputs and every node output), which the
+    per-layer parity check uses.
+    """
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        super().__init__(name="onnx_graph")
+        custom_ops.register()
+        check_supported(model)
+        from onnx_tf.backend import TensorflowBackend
+        from onnx_tf.backend_tf_module import TFModuleHelper
+
+        self._backend = TensorflowBackend
+        self._graph = model.graph
+        self._opset = list(model.opset_import)
+        self._handlers = TensorflowBackend._get_handlers(self._opset)
+        self._initializers = {
+            init.name: tf.constant(numpy_helper.to_array(init)) for init in self._graph.initializer
+        }
+        self._handler_variables = TFModuleHelper._create_handlers_variables_for_graph(
+            self._handlers, self._graph, self._initializers
+        )
+        self.inputs = graph_inputs(model)
+        self.output_names = [o.name for o in self._graph.output]
+
+    def tensors(self, **inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        from onnx_tf.pb_wrapper import OnnxNode
+
+        values: dict[str, tf.Tensor] = {}
+        for graph_input in self.inputs:
+            values[graph_input.onnx_name] = inputs[graph_input.tf_name]
+        values.update(self._initializers)
+        values.update(self._handler_variables)
+        for node_proto in self._graph.node:
+            node = OnnxNode(node_proto)
+            results = self._backend._onnx_node_to_tensorflow_op(
+                node, values, self._handlers, opset=self._opset, strict=True
+            )
+            values.update(zip(node.outputs, results))
+        return values
+
+    def outputs(self, **inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        values = self.tensors(**inputs)
+        return {tf_name(name): tf.identity(values[name], name=tf_name(name)) for name in self.output_names}
+
+    def serving_function(self) -> tf.types.experimental.ConcreteFunction:
+        """``outputs`` traced once for the dynamic input signature."""
+        function: Callable = tf.function(self.outputs)
+        return function.get_concrete_function(**{i.tf_name: i.spec() for i in self.inputs})
+
+
+def graph_inputs(model: onnx.ModelProto) -> list[GraphInput]:
+    """The graph's real inputs (not initializers); unknown or symbolic dims become None."""
+    from onnx_tf.common.data_type import onnx2tf
+
+    initialized = {init.name for init in model.graph.initializer}
+    found = []
+    for value in model.graph.input:
+        if value.name in initialized:
+            continue
+        tensor_type = value.type.tensor_type
+        shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                      for d in tensor_type.shape.dim)
+        found.append(GraphInput(value.name, tf_name(value.name), onnx2tf(tensor_type.elem_type), shape))
+    return found
+
+
+def write_saved_model(module: OnnxGraphModule, directory: Path) -> tf.types.experimental.ConcreteFunction:
+    """Trace the serving function and write the SavedModel into ``directory`` (must not exist)."""
+    serving = module.serving_function()
+    tf.saved_model.save(module, str(directory), signatures={SIGNATURE_KEY: serving})
+    return serving
+
+
+def run_saved_model(directory: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Load a SavedModel written by :func:`write_saved_model` and run it on ONNX-named inputs."""
+    loaded = tf.saved_model.load(str(directory))
+    serving = loaded.signatures[SIGNATURE_KEY]
+    outputs = serving(**{tf_name(name): tf.constant(value) for name, value in inputs.items()})
+    return {name: value.numpy() for name, value in outputs.items()}
