@@ -1,0 +1,98 @@
+"""`python -m pipeline export` end to end: the real CLI, the real backends, one run shared by
+the tests below (it takes about a minute on 2 cores)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from pipeline.autovc import AutoVC, random_generator
+from pipeline.onnx_export import INPUT_NAMES, OUTPUT_NAMES
+
+pytestmark = pytest.mark.slow
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=900
+    )
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "autovc"
+    result = run_cli("export", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result.stderr
+
+
+def test_export_reports_every_stage(exported):
+    _, stderr = exported
+    for stage in ("load model", "torch -> onnx", "onnxruntime check", "onnx -> tf", "write savedmodel",
+                  "tensorflow check"):
+        assert f"[{stage}] done in" in stderr, stage
+    assert "random weights, seed 0" in stderr
+
+
+def test_export_writes_the_artefacts_and_manifest(exported):
+    out, _ = exported
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["weights"] == {"kind": "random", "seed": 0}
+    assert "model.onnx" in manifest["files"]
+    assert "saved_model/saved_model.pb" in manifest["files"]
+    assert not [p for p in out.parent.iterdir() if ".partial-" in p.name]
+
+
+def test_onnx_records_origin_and_keeps_batchnorm(exported):
+    out, _ = exported
+    model = onnx.load(str(out / "model.onnx"), load_external_data=False)
+    props = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(props["autovc.weights_origin"]) == {"kind": "random", "seed": 0}
+    assert props["opset"] == "17"
+    assert sum(node.op_type == "BatchNormalization" for node in model.graph.node) == 3 + 3 + 5
+
+
+@pytest.mark.parametrize("batch,frames", [(1, 45), (4, 77)])
+def test_saved_model_runs_without_our_packages_and_matches_torch(exported, tmp_path, batch, frames):
+    """The SavedModel loads in a process that never imports onnx_tf or custom_ops, keeps batch and
+    time dynamic, and agrees with torch to 1e-5 max abs (T not a multiple of 32)."""
+    out, _ = exported
+    rng = np.random.default_rng(batch * 1000 + frames)
+    inputs = {
+        "mel": rng.uniform(0, 1, (batch, frames, 80)).astype(np.float32),
+        "emb_src": rng.normal(0, 0.05, (batch, 256)).astype(np.float32),
+        "emb_trg": rng.normal(0, 0.05, (batch, 256)).astype(np.float32),
+    }
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    script = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        import tensorflow as tf
+        model = tf.saved_model.load({str(out / "saved_model")!r})
+        run = model.signatures["serving_default"]
+        for spec in run.structured_input_signature[1].values():
+            assert spec.shape[0] is None and (spec.shape.rank < 3 or spec.shape[1] is None), spec
+        inputs = dict(np.load({str(tmp_path / "inputs.npz")!r}))
+        outputs = run(**{{k: tf.constant(v) for k, v in inputs.items()}})
+        np.savez({str(tmp_path / "outputs.npz")!r}, **{{k: v.numpy() for k, v in outputs.items()}})
+        assert not [m for m in sys.modules if m.startswith(("onnx_tf", "custom_ops", "pipeline"))]
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    tf_outputs = dict(np.load(tmp_path / "outputs.npz"))
+
+    generator, _ = random_generator(0)
+    with torch.no_grad():
+        expected = AutoVC(generator).eval()(*(torch.from_numpy(inputs[n]) for n in INPUT_NAMES))
+    for name, want in zip(OUTPUT_NAMES, expected):
+        got = tf_outputs[name]
+        assert got.shape == tuple(want.shape), name
+        np.testing.assert_allclose(got, want.numpy(), atol=1e-5, rtol=0, err_msg=name)
