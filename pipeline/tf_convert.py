@@ -53,7 +53,9 @@ class OnnxGraphModule(tf.Module):
     per-layer parity check uses.
     """
 
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: onnx.ModelProto, *, trainable: bool = False) -> None:
+        """``trainable``: float initializers become ``tf.Variable``s named after them (so
+        gradients can be taken and an optimizer can update them); otherwise constants."""
         super().__init__(name="onnx_graph")
         custom_ops.register()
         check_supported(model)
@@ -65,7 +67,7 @@ class OnnxGraphModule(tf.Module):
         self._opset = list(model.opset_import)
         self._handlers = TensorflowBackend._get_handlers(self._opset)
         self._initializers = {
-            init.name: tf.constant(numpy_helper.to_array(init)) for init in self._graph.initializer
+            init.name: _initializer_tensor(init, trainable) for init in self._graph.initializer
         }
         self._handler_variables = TFModuleHelper._create_handlers_variables_for_graph(
             self._handlers, self._graph, self._initializers
@@ -97,6 +99,13 @@ class OnnxGraphModule(tf.Module):
         """``outputs`` traced once for the dynamic input signature."""
         function: Callable = tf.function(self.outputs)
         return function.get_concrete_function(**{i.tf_name: i.spec() for i in self.inputs})
+
+
+def _initializer_tensor(init: onnx.TensorProto, trainable: bool) -> tf.Tensor | tf.Variable:
+    value = numpy_helper.to_array(init)
+    if trainable and np.issubdtype(value.dtype, np.floating):
+        return tf.Variable(value, name=tf_name(init.name), trainable=True)
+    return tf.constant(value)
 
 
 def graph_inputs(model: onnx.ModelProto) -> list[GraphInput]:
