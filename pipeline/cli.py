@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from pipeline.errors import PipelineError, UsageError
+from pipeline.inputs import DEFAULT_MAX_FRAMES
 
 DEFAULT_ARTIFACTS = Path("artifacts")
 
@@ -68,6 +69,31 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="replace an existing output folder that this tool did not write")
 
 
+def _device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where torch, onnxruntime and TF run (default auto: GPU where available)")
+
+
+def _input_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("inputs (default: the embedded synthetic utterance)")
+    group.add_argument("--mel", type=Path, action="append", default=[], metavar="FILE.npy",
+                       help="mel-spectrogram (T, 80) float32; repeat for a batch of several lengths")
+    group.add_argument("--wav", type=Path, action="append", default=[], metavar="FILE.wav",
+                       help="audio run through the AutoVC front-end (any rate, mono or stereo); repeatable")
+    group.add_argument("--emb-src", type=Path, metavar="FILE.npy", help="source speaker embedding(s) (dim_emb,) or (B, dim_emb)")
+    group.add_argument("--emb-trg", type=Path, metavar="FILE.npy",
+                       help="target speaker embedding(s); default: the source embedding (reconstruction)")
+    group.add_argument("--speaker-encoder", type=Path, metavar="CKPT",
+                       help="compute source embeddings from each input with the AutoVC speaker encoder (model_b)")
+    group.add_argument("--max-frames", type=int, default=DEFAULT_MAX_FRAMES,
+                       help=f"refuse inputs longer than this many frames (default {DEFAULT_MAX_FRAMES})")
+
+
+def _input_options(args: argparse.Namespace) -> dict:
+    return dict(mel_files=args.mel, wav_files=args.wav, emb_src=args.emb_src, emb_trg=args.emb_trg,
+                speaker_encoder=args.speaker_encoder, max_frames=args.max_frames)
+
+
 def _add_export(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "export",
@@ -85,8 +111,8 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--fold-batchnorm", action="store_true",
                    help="fold BatchNorm into the preceding Conv (default: keep BatchNormalization nodes)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where torch, onnxruntime and TF run (default auto: GPU where available)")
+    _device(p)
+    _input_flags(p)
     _common(p)
     p.set_defaults(command=_run_export)
 
@@ -116,6 +142,7 @@ def _run_export(args: argparse.Namespace) -> int:
         keep_batchnorm=not args.fold_batchnorm,
         device=args.device,
         force=args.force,
+        inputs=_input_options(args),
     )
     return run_export(options)
 

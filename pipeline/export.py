@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.artifacts import AtomicOutputDir
 from pipeline.errors import PipelineError
-from pipeline.inputs import DEFAULT_MAX_FRAMES, InputBatch, build_inputs
+from pipeline.inputs import InputBatch, build_inputs
 from pipeline.progress import Progress
 
 DEFAULT_ARTIFACTS = Path("artifacts")
@@ -30,11 +30,7 @@ class ExportOptions:
     keep_batchnorm: bool = True
     device: str = "auto"
     force: bool = False
-    mel_files: list[Path] = field(default_factory=list)
-    wav_files: list[Path] = field(default_factory=list)
-    emb_src: Path | None = None
-    emb_trg: Path | None = None
-    max_frames: int = DEFAULT_MAX_FRAMES
+    inputs: dict = field(default_factory=dict)  # keyword arguments of pipeline.inputs.build_inputs
 
 
 def default_output_dir(options: ExportOptions) -> Path:
@@ -56,14 +52,7 @@ def run_export(options: ExportOptions) -> int:
             generator, info = random_generator(options.seed, freq=options.freq)
         module = AutoVC(generator).eval()
     progress.info(f"  weights: {info['label']}")
-    inputs = build_inputs(
-        dim_emb=generator.dim_emb,
-        mel_files=options.mel_files,
-        wav_files=options.wav_files,
-        emb_src=options.emb_src,
-        emb_trg=options.emb_trg,
-        max_frames=options.max_frames,
-    )
+    inputs = build_inputs(dim_emb=generator.dim_emb, **options.inputs)
 
     output = AtomicOutputDir(out, force=options.force)
     with output as temp:
