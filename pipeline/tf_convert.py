@@ -78,6 +78,9 @@ class OnnxGraphModule(tf.Module):
     def tensors(self, **inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         from onnx_tf.pb_wrapper import OnnxNode
 
+        # onnx-tf keeps each op's version on the handler class, set by the last _get_handlers()
+        # call in the process: refresh it for this graph's opset before translating.
+        handlers = self._backend._get_handlers(self._opset)
         values: dict[str, tf.Tensor] = {}
         for graph_input in self.inputs:
             values[graph_input.onnx_name] = inputs[graph_input.tf_name]
@@ -86,7 +89,7 @@ class OnnxGraphModule(tf.Module):
         for node_proto in self._graph.node:
             node = OnnxNode(node_proto)
             results = self._backend._onnx_node_to_tensorflow_op(
-                node, values, self._handlers, opset=self._opset, strict=True
+                node, values, handlers, opset=self._opset, strict=True
             )
             values.update(zip(node.outputs, results))
         return values

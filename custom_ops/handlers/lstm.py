@@ -1,0 +1,316 @@
+"""ONNX LSTM (opsets 7, 14, 22) for onnx-tf, replacing its built-in handler.
+
+The built-in handler builds a ``tf.compat.v1`` Keras cell and caches it at class level, so every
+later LSTM node (and every later ``prepare()``) reuses the first node's cell; on Keras 3 it does
+not run at all. This handler keeps no state outside the graph it builds.
+
+Computation, in plain TF ops (every op in the loop has a GPU kernel), with D directions:
+
+1. One matmul projects the input of every time step and direction:
+   ``X[T*B, F] @ W^T[F, 4*D*H] + (Wb + Rb)``, columns ordered gate, direction, unit.
+2. The projection of a backward direction is reversed in time (only the valid prefix of each
+   batch entry when ``sequence_lens`` is given), so that every direction walks forward.
+3. One ``tf.while_loop`` runs all directions together on the state ``h, c [B, D*H]``
+   (direction-major columns). Per step the only matmuls are ``h_d[B, H] @ R_d^T[H, 4H]``, one
+   per direction (plain 2-D matmuls: a batched matmul over D was several times slower on CPU).
+4. Outputs of backward directions are reversed back.
+
+ONNX conventions: gate order ``i, o, f, c`` in W, R, B (PyTorch's order is ``i, f, g, o``),
+``i, o, f`` in P; B is ``[Wb, Rb]``. ``layout=0``: X ``[T, B, F]``, Y ``[T, D, B, H]``,
+Y_h/Y_c ``[D, B, H]``; ``layout=1``: X ``[B, T, F]``, Y ``[B, T, D, H]``, Y_h/Y_c
+``[B, D, H]``. For steps ``t >= sequence_lens[b]``, Y is 0 and the state stops updating, so
+Y_h/Y_c hold the state of the last valid step. ``clip`` bounds the pre-activation of every gate
+(after the peephole term), not the input of ``h``; ``input_forget=1`` sets ``f = 1 - i``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import tensorflow as tf
+from onnx_tf.handlers.backend_handler import BackendHandler
+from onnx_tf.handlers.handler import onnx_op
+from onnx_tf.pb_wrapper import OnnxNode
+
+Activation = Callable[[tf.Tensor], tf.Tensor]
+
+# ONNX activation name (lower case) -> (default alpha, default beta); None: takes no such
+# parameter. Defaults are those of the ONNX operator of the same name.
+_ACTIVATION_PARAMETERS: dict[str, tuple[float | None, float | None]] = {
+    "relu": (None, None),
+    "tanh": (None, None),
+    "sigmoid": (None, None),
+    "affine": (1.0, 0.0),
+    "leakyrelu": (0.01, None),
+    "thresholdedrelu": (1.0, None),
+    "scaledtanh": (1.0, 1.0),
+    "hardsigmoid": (0.2, 0.5),
+    "elu": (1.0, None),
+    "softsign": (None, None),
+    "softplus": (None, None),
+}
+
+
+def _activation(name: str, alpha: float | None, beta: float | None) -> Activation:
+    """The TF function for one ONNX activation with its (already defaulted) parameters."""
+    match name:
+        case "relu":
+            return tf.nn.relu
+        case "tanh":
+            return tf.tanh
+        case "sigmoid":
+            return tf.sigmoid
+        case "affine":
+            return lambda x: alpha * x + beta
+        case "leakyrelu":
+            return lambda x: tf.where(x >= 0, x, alpha * x)
+        case "thresholdedrelu":
+            return lambda x: tf.where(x > alpha, x, tf.zeros_like(x))
+        case "scaledtanh":
+            return lambda x: alpha * tf.tanh(beta * x)
+        case "hardsigmoid":
+            return lambda x: tf.clip_by_value(alpha * x + beta, 0.0, 1.0)
+        case "elu":
+            # expm1 of min(x, 0) keeps the unused branch finite, so gradients stay finite.
+            return lambda x: tf.where(x >= 0, x, alpha * tf.math.expm1(tf.minimum(x, 0.0)))
+        case "softsign":
+            return tf.nn.softsign
+        case "softplus":
+            return tf.nn.softplus
+    raise AssertionError(name)
+
+
+def _parse_activations(
+    node_name: str, names: Sequence[str], alphas: Sequence[float], betas: Sequence[float]
+) -> list[tuple[str, float | None, float | None]]:
+    """``(name, alpha, beta)`` per entry of ONNX ``activations``.
+
+    ``activation_alpha``/``activation_beta`` are consumed in activation order, each value only
+    by an activation that takes that parameter (as onnxruntime does); a missing value takes the
+    default of the ONNX operator of the same name.
+    """
+    alpha_iter, beta_iter = iter(alphas), iter(betas)
+    specs = []
+    for name in names:
+        key = name.lower()
+        if key not in _ACTIVATION_PARAMETERS:
+            raise ValueError(
+                f"LSTM node {node_name!r}: activation {name!r} is not supported; supported: "
+                + ", ".join(sorted(_ACTIVATION_PARAMETERS))
+            )
+        default_alpha, default_beta = _ACTIVATION_PARAMETERS[key]
+        alpha = next(alpha_iter, default_alpha) if default_alpha is not None else None
+        beta = next(beta_iter, default_beta) if default_beta is not None else None
+        specs.append((key, alpha, beta))
+    return specs
+
+
+def _per_direction(functions: Sequence[Activation]) -> Activation:
+    """Apply ``functions[d]`` to the columns of direction ``d`` of a ``[B, D*H]`` tensor."""
+    if len(functions) == 1:
+        return functions[0]
+    return lambda x: tf.concat(
+        [fn(part) for fn, part in zip(functions, tf.split(x, len(functions), axis=-1))], axis=-1
+    )
+
+
+@dataclass(frozen=True)
+class _Config:
+    """The attributes of one LSTM node, validated. ``f``, ``g``, ``h`` act on ``[B, D*H]``."""
+
+    hidden_size: int | None
+    backward: tuple[bool, ...]  # per direction: walks the sequence from its end
+    layout: int
+    clip: float | None
+    input_forget: bool
+    f: Activation
+    g: Activation
+    h: Activation
+
+    @classmethod
+    def from_node(cls, node: OnnxNode) -> _Config:
+        attrs = node.attrs
+        direction = attrs.get("direction", "forward")
+        backward = {"forward": (False,), "reverse": (True,), "bidirectional": (False, True)}.get(
+            direction
+        )
+        if backward is None:
+            raise ValueError(f"LSTM node {node.name!r}: unknown direction {direction!r}")
+        layout = attrs.get("layout", 0)
+        if layout not in (0, 1):
+            raise ValueError(f"LSTM node {node.name!r}: unknown layout {layout}")
+        names = attrs.get("activations", ["Sigmoid", "Tanh", "Tanh"] * len(backward))
+        if len(names) != 3 * len(backward):
+            raise ValueError(
+                f"LSTM node {node.name!r}: {len(names)} activations given, "
+                f"{3 * len(backward)} expected for direction {direction!r}"
+            )
+        specs = _parse_activations(
+            node.name, names, attrs.get("activation_alpha", []), attrs.get("activation_beta", [])
+        )
+        if specs[3:] == specs[:3]:  # both directions alike: one op per step, not one each
+            specs = specs[:3]
+        f, g, h = (_per_direction([_activation(*s) for s in specs[k::3]]) for k in range(3))
+        return cls(
+            hidden_size=attrs.get("hidden_size"),
+            backward=backward,
+            layout=layout,
+            clip=attrs.get("clip"),
+            input_forget=bool(attrs.get("input_forget", 0)),
+            f=f,
+            g=g,
+            h=h,
+        )
+
+
+def _reverse_time(x: tf.Tensor, seq_lens: tf.Tensor | None) -> tf.Tensor:
+    """Reverse ``x[T, B, ...]`` in time; with ``seq_lens`` only each entry's valid prefix."""
+    if seq_lens is None:
+        return tf.reverse(x, axis=[0])
+    return tf.reverse_sequence(x, seq_lens, seq_axis=0, batch_axis=1)
+
+
+def _by_direction(x: tf.Tensor, config: _Config, seq_lens: tf.Tensor | None) -> tf.Tensor:
+    """Reverse in time the backward directions of ``x[T, B, ..., D, H]`` (direction axis -2)."""
+    if not any(config.backward):
+        return x
+    parts = tf.unstack(x, len(config.backward), axis=-2)
+    return tf.stack(
+        [_reverse_time(part, seq_lens) if back else part for part, back in zip(parts, config.backward)],
+        axis=-2,
+    )
+
+
+def lstm(
+    config: _Config,
+    x: tf.Tensor,
+    w: tf.Tensor,
+    r: tf.Tensor,
+    b: tf.Tensor | None = None,
+    seq_lens: tf.Tensor | None = None,
+    initial_h: tf.Tensor | None = None,
+    initial_c: tf.Tensor | None = None,
+    p: tf.Tensor | None = None,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Y, Y_h, Y_c of one ONNX LSTM node (inputs and outputs in the node's layout)."""
+    dtype = x.dtype
+    dirs = len(config.backward)
+    hidden = config.hidden_size or r.shape[-1]
+    if hidden is None:
+        raise ValueError("LSTM: hidden_size is neither an attribute nor known from R's shape")
+    if config.layout == 1:  # X [B, T, F] -> [T, B, F]
+        x = tf.transpose(x, [1, 0, 2])
+    steps, batch = tf.shape(x)[0], tf.shape(x)[1]
+    if seq_lens is not None:
+        seq_lens = tf.cast(seq_lens, tf.int32)
+
+    def gate_major(v: tf.Tensor) -> tf.Tensor:
+        """``[D, 4H, ...]`` (ONNX) -> ``[4*D*H, ...]``, rows ordered gate, direction, unit."""
+        trailing = tf.shape(v)[2:]
+        v = tf.reshape(v, tf.concat([[dirs, 4, hidden], trailing], 0))
+        perm = [1, 0, 2] + list(range(3, v.shape.rank))
+        return tf.reshape(tf.transpose(v, perm), tf.concat([[4 * dirs * hidden], trailing], 0))
+
+    # 1. Input projection, all steps and directions in one matmul.
+    xw = tf.matmul(tf.reshape(x, [steps * batch, -1]), gate_major(w), transpose_b=True)
+    if b is not None:
+        w_bias, r_bias = tf.split(b, 2, axis=1)
+        xw = xw + gate_major(w_bias + r_bias)
+    # 2. Every direction in walking order.
+    xw = _by_direction(tf.reshape(xw, [steps, batch, 4, dirs, hidden]), config, seq_lens)
+    xw = tf.TensorArray(dtype, size=steps).unstack(tf.reshape(xw, [steps, batch, 4 * dirs * hidden]))
+
+    def batch_major(state: tf.Tensor | None) -> tf.Tensor:
+        """ONNX initial state (node's layout) -> ``[B, D*H]``."""
+        if state is None:
+            return tf.zeros([batch, dirs * hidden], dtype)
+        if config.layout == 0:
+            state = tf.transpose(state, [1, 0, 2])
+        return tf.reshape(state, [batch, dirs * hidden])
+
+    h, c = batch_major(initial_h), batch_major(initial_c)
+    # R_d^T [H, 4H] per direction: columns ordered gate, unit.
+    r_t = tf.unstack(tf.transpose(r, [0, 2, 1]), dirs)
+    if p is not None:
+        # Each [D*H], direction-major, like the state.
+        p_i, p_o, p_f = tf.unstack(tf.reshape(tf.transpose(tf.reshape(p, [dirs, 3, hidden]), [1, 0, 2]), [3, dirs * hidden]))
+    if seq_lens is not None:
+        valid = tf.sequence_mask(seq_lens, steps)  # [B, T]: step t is inside entry b's sequence
+        valid = tf.transpose(valid)[:, :, tf.newaxis]  # [T, B, 1]
+
+    def recurrent(h: tf.Tensor) -> tf.Tensor:
+        """``h[B, D*H]`` -> ``[B, 4*D*H]``, columns ordered gate, direction, unit."""
+        if dirs == 1:
+            return tf.matmul(h, r_t[0])
+        parts = [
+            tf.reshape(tf.matmul(h_d, r_d), [batch, 4, 1, hidden])
+            for h_d, r_d in zip(tf.split(h, dirs, axis=1), r_t)
+        ]
+        return tf.reshape(tf.concat(parts, axis=2), [batch, 4 * dirs * hidden])
+
+    def bound(z: tf.Tensor) -> tf.Tensor:
+        return z if config.clip is None else tf.clip_by_value(z, -config.clip, config.clip)
+
+    def step(
+        t: tf.Tensor, h: tf.Tensor, c: tf.Tensor, y: tf.TensorArray
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.TensorArray]:
+        z_i, z_o, z_f, z_c = tf.split(xw.read(t) + recurrent(h), 4, axis=-1)
+        if p is not None:
+            z_i += p_i * c
+            z_f += p_f * c
+        i = config.f(bound(z_i))
+        f = 1.0 - i if config.input_forget else config.f(bound(z_f))
+        c_new = f * c + i * config.g(bound(z_c))
+        if p is not None:
+            z_o += p_o * c_new
+        h_new = config.f(bound(z_o)) * config.h(c_new)
+        if seq_lens is None:
+            return t + 1, h_new, c_new, y.write(t, h_new)
+        valid_t = valid[t]
+        y_t = tf.where(valid_t, h_new, tf.zeros_like(h_new))
+        return t + 1, tf.where(valid_t, h_new, h), tf.where(valid_t, c_new, c), y.write(t, y_t)
+
+    # 3. The recurrence, all directions in one loop.
+    y = tf.TensorArray(dtype, size=steps, element_shape=[None, dirs * hidden])
+    _, h, c, y = tf.while_loop(lambda t, *_: t < steps, step, (tf.constant(0), h, c, y))
+    # 4. Backward directions back in sequence order.
+    y = _by_direction(tf.reshape(y.stack(), [steps, batch, dirs, hidden]), config, seq_lens)
+    h = tf.reshape(h, [batch, dirs, hidden])
+    c = tf.reshape(c, [batch, dirs, hidden])
+    if config.layout == 0:
+        return tf.transpose(y, [0, 2, 1, 3]), tf.transpose(h, [1, 0, 2]), tf.transpose(c, [1, 0, 2])
+    return tf.transpose(y, [1, 0, 2, 3]), h, c
+
+
+def _optional_input(node: OnnxNode, tensor_dict: dict, index: int) -> tf.Tensor | None:
+    """Input ``index`` of ``node``, or None when omitted or given as the empty name."""
+    if index < len(node.inputs) and node.inputs[index]:
+        return tensor_dict[node.inputs[index]]
+    return None
+
+
+@onnx_op("LSTM")
+class LSTM(BackendHandler):
+    """ONNX LSTM as a single ``tf.while_loop``; see the module docstring for the semantics."""
+
+    @classmethod
+    @tf.autograph.experimental.do_not_convert  # explicit graph code; nothing to convert
+    def _common(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
+        tensor_dict = kwargs["tensor_dict"]
+        inputs = [_optional_input(node, tensor_dict, k) for k in range(8)]
+        return list(lstm(_Config.from_node(node), *inputs))
+
+    @classmethod
+    def version_7(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
+        return cls._common(node, **kwargs)
+
+    @classmethod
+    def version_14(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
+        """Adds ``layout``."""
+        return cls._common(node, **kwargs)
+
+    @classmethod
+    def version_22(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
+        """Adds bfloat16."""
+        return cls._common(node, **kwargs)
