@@ -7,6 +7,14 @@ EXTRA ?= cpu
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(EXTRA)
 PYTEST_ARGS ?=
+# Where pip finds the matching torch build when PyPI's default is not it: the CUDA 12 build for
+# EXTRA=gpu (see docs/docker.md); for EXTRA=cpu on a machine whose pip does not already see a CPU
+# wheel, pass TORCH_INDEX=https://download.pytorch.org/whl/cpu.
+ifeq ($(EXTRA),gpu)
+TORCH_INDEX ?= https://download.pytorch.org/whl/cu126
+endif
+TORCH_INDEX ?=
+PIP_INDEX_FLAGS := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
 .PHONY: setup export test lint clean
 
@@ -15,7 +23,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRA),test]"
+	$(PY) -m pip install --quiet $(PIP_INDEX_FLAGS) -c constraints.txt -e ".[$(EXTRA),test]"
 	touch $@
 
 export: $(STAMP)
