@@ -6,18 +6,21 @@ Each stage reads as one step below; everything is written into a temp folder tha
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from pipeline.artifacts import AtomicOutputDir
 from pipeline.errors import PipelineError
-from pipeline.inputs import InputBatch, build_inputs
+from pipeline.inputs import build_inputs
+from pipeline.onnx_io import load_onnx
+from pipeline.parity import Tolerance, run_parity, summary_table, write_report
 from pipeline.progress import Progress
+from pipeline.tf_convert import OnnxGraphModule, write_saved_model
 
 DEFAULT_ARTIFACTS = Path("artifacts")
-ONNXRUNTIME_ATOL = 1e-5
+# export promises max abs <= 1e-5 between every pair of frameworks on every output.
+EXPORT_TOLERANCE = Tolerance(atol=1e-5, rtol=0.0)
 
 
 @dataclass
@@ -39,11 +42,16 @@ def default_output_dir(options: ExportOptions) -> Path:
 
 
 def run_export(options: ExportOptions) -> int:
+    """Run every stage; 0 when all three frameworks agree, 1 when the parity check fails."""
     from pipeline.autovc import AutoVC, load_generator, random_generator
+    from pipeline.devices import resolve_devices
     from pipeline.onnx_export import check_onnxruntime, export_metadata, export_onnx
 
     progress = Progress()
     out = options.out or default_output_dir(options)
+    with progress.stage("devices"):
+        plan = resolve_devices(options.device)
+    progress.info(plan.describe())
 
     with progress.stage("load model"):
         if options.checkpoint is not None:
@@ -63,48 +71,45 @@ def run_export(options: ExportOptions) -> int:
                 metadata=export_metadata(info),
             )
         progress.info(f"  {exported.size_bytes / 1e6:.1f} MB, {sum(exported.op_counts.values())} nodes")
+        module.to(plan.torch_device)
         with progress.stage("onnxruntime check"):
-            errors = check_onnxruntime(onnx_path, module, inputs.arrays)
-        _require_close("onnxruntime", errors, progress)
+            errors = check_onnxruntime(onnx_path, module, inputs.arrays, providers=plan.ort_providers)
+        _require_close(errors, progress)
 
         with progress.stage("onnx -> tf"):
-            from pipeline.onnx_io import load_onnx
-            from pipeline.tf_convert import OnnxGraphModule, write_saved_model
-
             tf_module = OnnxGraphModule(load_onnx(onnx_path))
         with progress.stage("write savedmodel"):
             write_saved_model(tf_module, temp / "saved_model")
-        with progress.stage("tensorflow check"):
-            errors = _saved_model_errors(temp / "saved_model", module, inputs)
-        _require_close("tensorflow", errors, progress)
+        del tf_module
 
+        with progress.stage("parity"):
+            result = run_parity(
+                onnx_path, temp / "saved_model", inputs.arrays,
+                torch_module=module, ort_providers=plan.ort_providers, tf_device=plan.tf_device,
+                default_tolerance=EXPORT_TOLERANCE, weights_origin=info["label"], devices=plan.to_json(),
+                input_description=inputs.describe(), progress=progress,
+            )
+            write_report(result, temp / "report")
         output.manifest.update({
             "kind": "export",
             "weights": info["origin"],
             "weights_label": info["label"],
             "hyperparameters": info["hyperparameters"],
             "inputs": inputs.describe(),
+            "devices": plan.to_json(),
+            "parity": "pass" if result.passed else "fail",
             "timings_s": progress.timings,
         })
-    progress.info(f"export finished: {out}")
-    return 0
+    progress.info(summary_table(result))
+    progress.info(f"artefacts: {out} (report: {out / 'report' / 'report.html'})")
+    print(result.summary_line(), file=sys.stderr)
+    return 0 if result.passed else 1
 
 
-def _saved_model_errors(saved_model: Path, module, inputs: InputBatch) -> dict[str, float]:
-    import torch
-
-    from pipeline.onnx_export import INPUT_NAMES, OUTPUT_NAMES
-    from pipeline.tf_convert import run_saved_model
-
-    tf_outputs = run_saved_model(saved_model, inputs.arrays)
-    with torch.no_grad():
-        torch_outputs = module(*(torch.from_numpy(inputs.arrays[n]) for n in INPUT_NAMES))
-    return {n: float(np.max(np.abs(tf_outputs[n] - t.numpy()))) for n, t in zip(OUTPUT_NAMES, torch_outputs)}
-
-
-def _require_close(backend: str, errors: dict[str, float], progress: Progress) -> None:
+def _require_close(errors: dict[str, float], progress: Progress) -> None:
+    """The ONNX stage's own gate: onnxruntime must reproduce torch before TF is tried."""
     progress.info("  max abs vs torch: " + ", ".join(f"{k} {v:.2e}" for k, v in errors.items()))
-    broken = {k: v for k, v in errors.items() if not v <= ONNXRUNTIME_ATOL}
+    broken = {k: v for k, v in errors.items() if not v <= EXPORT_TOLERANCE.atol}
     if broken:
         detail = ", ".join(f"{k} {v:.2e}" for k, v in broken.items())
-        raise PipelineError(f"{backend} disagrees with torch beyond {ONNXRUNTIME_ATOL:g} max abs: {detail}")
+        raise PipelineError(f"onnxruntime disagrees with torch beyond {EXPORT_TOLERANCE.atol:g} max abs: {detail}")

@@ -36,10 +36,11 @@ def exported(tmp_path_factory):
 
 def test_export_reports_every_stage(exported):
     _, stderr = exported
-    for stage in ("load model", "torch -> onnx", "onnxruntime check", "onnx -> tf", "write savedmodel",
-                  "tensorflow check"):
+    for stage in ("devices", "load model", "torch -> onnx", "onnxruntime check", "onnx -> tf",
+                  "write savedmodel", "parity"):
         assert f"[{stage}] done in" in stderr, stage
     assert "random weights, seed 0" in stderr
+    assert stderr.strip().splitlines()[-1].startswith("parity PASS: 3 outputs x 3 pairs")
 
 
 def test_export_writes_the_artefacts_and_manifest(exported):
@@ -48,6 +49,19 @@ def test_export_writes_the_artefacts_and_manifest(exported):
     assert manifest["weights"] == {"kind": "random", "seed": 0}
     assert "model.onnx" in manifest["files"]
     assert "saved_model/saved_model.pb" in manifest["files"]
+    assert {"report/report.json", "report/report.html"} <= set(manifest["files"])
+    assert manifest["parity"] == "pass"
+    assert manifest["devices"]["backends"]["torch"]["used"] == "cpu"
+
+
+def test_export_report_records_three_pairs_and_no_divergence(exported):
+    out, _ = exported
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert report["passed"] is True
+    assert report["first_divergence"] is None
+    pairs = {(c["output"], c["pair"]) for c in report["comparisons"]}
+    assert pairs == {(o, p) for o in OUTPUT_NAMES for p in ("torch-ort", "torch-tf", "ort-tf")}
+    assert all(c["max_abs"] <= 1e-5 for c in report["comparisons"])
     assert not [p for p in out.parent.iterdir() if ".partial-" in p.name]
 
 

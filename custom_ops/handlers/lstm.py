@@ -1,6 +1,6 @@
 """ONNX LSTM (opsets 7, 14, 22) for onnx-tf, replacing its built-in handler.
 
-The built-in handler builds a ``tf.compat.v1`` Keras cell and caches it at class level, so every
+The built-in handler builds a ``tf.compat.v1`` LSTM cell and caches it at class level, so every
 later LSTM node (and every later ``prepare()``) reuses the first node's cell; on Keras 3 it does
 not run at all. This handler keeps no state outside the graph it builds.
 
@@ -25,8 +25,8 @@ Y_h/Y_c hold the state of the last valid step. ``clip`` bounds the pre-activatio
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import tensorflow as tf
 from onnx_tf.handlers.backend_handler import BackendHandler
@@ -36,7 +36,9 @@ from onnx_tf.pb_wrapper import OnnxNode
 Activation = Callable[[tf.Tensor], tf.Tensor]
 
 # ONNX activation name (lower case) -> (default alpha, default beta); None: takes no such
-# parameter. Defaults are those of the ONNX operator of the same name.
+# parameter. Defaults are those of the ONNX operator of the same name; ScaledTanh, whose operator
+# documents none, defaults to plain tanh. (onnxruntime uses 0.0 for a missing alpha or beta of
+# Affine, ScaledTanh and ThresholdedRelu.)
 _ACTIVATION_PARAMETERS: dict[str, tuple[float | None, float | None]] = {
     "relu": (None, None),
     "tanh": (None, None),
@@ -177,7 +179,7 @@ def _by_direction(x: tf.Tensor, config: _Config, seq_lens: tf.Tensor | None) -> 
         return x
     parts = tf.unstack(x, len(config.backward), axis=-2)
     return tf.stack(
-        [_reverse_time(part, seq_lens) if back else part for part, back in zip(parts, config.backward)],
+        [_reverse_time(v, seq_lens) if back else v for v, back in zip(parts, config.backward)],
         axis=-2,
     )
 
@@ -206,20 +208,19 @@ def lstm(
         seq_lens = tf.cast(seq_lens, tf.int32)
 
     def gate_major(v: tf.Tensor) -> tf.Tensor:
-        """``[D, 4H, ...]`` (ONNX) -> ``[4*D*H, ...]``, rows ordered gate, direction, unit."""
-        trailing = tf.shape(v)[2:]
-        v = tf.reshape(v, tf.concat([[dirs, 4, hidden], trailing], 0))
-        perm = [1, 0, 2] + list(range(3, v.shape.rank))
-        return tf.reshape(tf.transpose(v, perm), tf.concat([[4 * dirs * hidden], trailing], 0))
+        """``[D, 4H, K]`` (ONNX) -> ``[4*D*H, K]``, rows ordered gate, direction, unit."""
+        v = tf.reshape(v, [dirs, 4, hidden, -1])
+        return tf.reshape(tf.transpose(v, [1, 0, 2, 3]), [4 * dirs * hidden, -1])
 
     # 1. Input projection, all steps and directions in one matmul.
     xw = tf.matmul(tf.reshape(x, [steps * batch, -1]), gate_major(w), transpose_b=True)
     if b is not None:
         w_bias, r_bias = tf.split(b, 2, axis=1)
-        xw = xw + gate_major(w_bias + r_bias)
+        xw = xw + tf.reshape(gate_major((w_bias + r_bias)[:, :, tf.newaxis]), [-1])
     # 2. Every direction in walking order.
     xw = _by_direction(tf.reshape(xw, [steps, batch, 4, dirs, hidden]), config, seq_lens)
-    xw = tf.TensorArray(dtype, size=steps).unstack(tf.reshape(xw, [steps, batch, 4 * dirs * hidden]))
+    xw = tf.reshape(xw, [steps, batch, 4 * dirs * hidden])
+    xw = tf.TensorArray(dtype, size=steps).unstack(xw)  # read per step (gradient-friendly)
 
     def batch_major(state: tf.Tensor | None) -> tf.Tensor:
         """ONNX initial state (node's layout) -> ``[B, D*H]``."""
@@ -232,22 +233,24 @@ def lstm(
     h, c = batch_major(initial_h), batch_major(initial_c)
     # R_d^T [H, 4H] per direction: columns ordered gate, unit.
     r_t = tf.unstack(tf.transpose(r, [0, 2, 1]), dirs)
-    if p is not None:
-        # Each [D*H], direction-major, like the state.
-        p_i, p_o, p_f = tf.unstack(tf.reshape(tf.transpose(tf.reshape(p, [dirs, 3, hidden]), [1, 0, 2]), [3, dirs * hidden]))
+    if p is not None:  # P [D, 3H] -> p_i, p_o, p_f, each [D*H] direction-major like the state
+        p = tf.transpose(tf.reshape(p, [dirs, 3, hidden]), [1, 0, 2])
+        p_i, p_o, p_f = tf.unstack(tf.reshape(p, [3, dirs * hidden]))
     if seq_lens is not None:
         valid = tf.sequence_mask(seq_lens, steps)  # [B, T]: step t is inside entry b's sequence
         valid = tf.transpose(valid)[:, :, tf.newaxis]  # [T, B, 1]
+        valid = tf.TensorArray(tf.bool, size=steps).unstack(valid)
+        zeros = tf.zeros([batch, dirs * hidden], dtype)  # Y at invalid steps
 
     def recurrent(h: tf.Tensor) -> tf.Tensor:
         """``h[B, D*H]`` -> ``[B, 4*D*H]``, columns ordered gate, direction, unit."""
         if dirs == 1:
             return tf.matmul(h, r_t[0])
         parts = [
-            tf.reshape(tf.matmul(h_d, r_d), [batch, 4, 1, hidden])
+            tf.reshape(tf.matmul(h_d, r_d), [-1, 4, 1, hidden])
             for h_d, r_d in zip(tf.split(h, dirs, axis=1), r_t)
         ]
-        return tf.reshape(tf.concat(parts, axis=2), [batch, 4 * dirs * hidden])
+        return tf.reshape(tf.concat(parts, axis=2), [-1, 4 * dirs * hidden])
 
     def bound(z: tf.Tensor) -> tf.Tensor:
         return z if config.clip is None else tf.clip_by_value(z, -config.clip, config.clip)
@@ -267,8 +270,8 @@ def lstm(
         h_new = config.f(bound(z_o)) * config.h(c_new)
         if seq_lens is None:
             return t + 1, h_new, c_new, y.write(t, h_new)
-        valid_t = valid[t]
-        y_t = tf.where(valid_t, h_new, tf.zeros_like(h_new))
+        valid_t = valid.read(t)  # [B, 1]
+        y_t = tf.where(valid_t, h_new, zeros)
         return t + 1, tf.where(valid_t, h_new, h), tf.where(valid_t, c_new, c), y.write(t, y_t)
 
     # 3. The recurrence, all directions in one loop.

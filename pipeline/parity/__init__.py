@@ -1,0 +1,46 @@
+"""Three-way parity: PyTorch, onnxruntime and the TensorFlow SavedModel on the same inputs,
+every output and pair compared, per-layer localisation of the first diverging ONNX node, and
+the reports (report.json, report.html, summary.txt). The report schema is in SCHEMA.md.
+
+Typical use::
+
+    result = run_parity(onnx_path, saved_model_dir, inputs, torch_module=model,
+                        ort_providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    write_report(result, out / "report")
+    print(summary_table(result), file=sys.stderr)
+    exit_code = 0 if result.passed else 1
+"""
+
+from .cases import InputCase, metadata_sweep_cases, pad_batch
+from .layers import LayerReport, NodeComparison, localise, torch_module_for_node
+from .metrics import (
+    DEFAULT_TOLERANCE,
+    REL_ERR_FLOOR,
+    ArrayComparison,
+    Tolerance,
+    compare_arrays,
+)
+from .report import write_report
+from .run import PairComparison, ParityResult, run_parity, run_sweep
+from .terminal import summary_table
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "REL_ERR_FLOOR",
+    "ArrayComparison",
+    "InputCase",
+    "LayerReport",
+    "NodeComparison",
+    "PairComparison",
+    "ParityResult",
+    "Tolerance",
+    "compare_arrays",
+    "localise",
+    "metadata_sweep_cases",
+    "pad_batch",
+    "run_parity",
+    "run_sweep",
+    "summary_table",
+    "torch_module_for_node",
+    "write_report",
+]

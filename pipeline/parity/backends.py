@@ -1,0 +1,191 @@
+"""The three backends of a parity run, each giving ONNX-named numpy outputs for ONNX-named inputs.
+
+- ``torch``: the PyTorch module, called with the inputs in ONNX graph-input order; its tuple of
+  outputs is matched to the ONNX graph outputs in order (a dict is matched by name).
+- ``ort``: an onnxruntime session with the requested providers; ``get_providers()`` records the
+  ones the session really uses (onnxruntime falls back to CPU when CUDA libraries are missing).
+- ``tf``: the SavedModel loaded with ``tf.saved_model.load``, called through its
+  ``serving_default`` signature under ``tf.device``; the device of the returned tensors is recorded.
+
+Precision: by default every backend computes float32 as float32. TensorFloat-32 (on by default
+for TensorFlow's matmuls and convolutions, torch's cuDNN convolutions and onnxruntime's CUDA
+provider on Ampere and later GPUs) rounds inputs to 10 mantissa bits, errors far above the
+float32 tolerances; :func:`float32_precision` turns it off for the run and restores it after.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from pipeline.errors import PipelineError
+
+CUDA_EP = "CUDAExecutionProvider"
+CPU_EP = "CPUExecutionProvider"
+TORCH = "torch"
+ORT = "ort"
+TF = "tf"
+BACKEND_LABELS = {TORCH: "PyTorch", ORT: "onnxruntime", TF: "TensorFlow SavedModel"}
+
+
+class Backend(Protocol):
+    """Runs the model on ONNX-named numpy inputs and returns ONNX-named numpy outputs."""
+
+    name: str
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class TorchBackend:
+    """A ``torch.nn.Module`` run under ``torch.inference_mode`` on the device of its parameters."""
+
+    name = TORCH
+
+    def __init__(self, module: Any, input_names: Sequence[str], output_names: Sequence[str]) -> None:
+        import torch
+
+        self._torch = torch
+        self.module = module
+        self.input_names = list(input_names)
+        self.output_names = list(output_names)
+        parameter = next(module.parameters(), None)
+        self.device = parameter.device if parameter is not None else torch.device("cpu")
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            args = [torch.from_numpy(np.ascontiguousarray(inputs[n])).to(self.device) for n in self.input_names]
+            outputs = self.module(*args)
+        if isinstance(outputs, torch.Tensor):
+            outputs = (outputs,)
+        if isinstance(outputs, dict):
+            named = dict(outputs)
+        elif len(outputs) == len(self.output_names):
+            named = dict(zip(self.output_names, outputs))
+        else:
+            raise PipelineError(
+                f"the PyTorch module returned {len(outputs)} outputs, the ONNX model has "
+                f"{len(self.output_names)} ({', '.join(self.output_names)})"
+            )
+        return {name: value.detach().cpu().numpy() for name, value in named.items()}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "label": BACKEND_LABELS[TORCH],
+            "device": str(self.device),
+            "training_mode": bool(self.module.training),
+            "threads": self._torch.get_num_threads(),
+        }
+
+
+class OrtBackend:
+    """An onnxruntime ``InferenceSession`` on the model file."""
+
+    name = ORT
+
+    def __init__(self, onnx_path: Path, providers: Sequence[str] | None = None, allow_tf32: bool = False) -> None:
+        import onnxruntime as ort
+
+        self.providers_requested = list(providers) if providers else [CPU_EP]
+        try:
+            self.session = ort.InferenceSession(
+                str(onnx_path), providers=ort_provider_options(self.providers_requested, allow_tf32)
+            )
+        except Exception as error:  # noqa: BLE001 (onnxruntime's Fail, InvalidGraph... derive from Exception)
+            raise PipelineError(f"onnxruntime cannot load {onnx_path}: {error}") from None
+        self.providers_used = self.session.get_providers()
+        self.tf32 = self.session.get_provider_options().get(CUDA_EP, {}).get("use_tf32")
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        values = self.session.run(self.output_names, inputs)
+        return dict(zip(self.output_names, values))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "label": BACKEND_LABELS[ORT],
+            "providers_requested": self.providers_requested,
+            "providers_used": self.providers_used,
+            "device": "GPU" if self.providers_used[0] == CUDA_EP else "CPU",
+            "cuda_use_tf32": self.tf32,
+        }
+
+
+class TfSavedModelBackend:
+    """A SavedModel's ``serving_default`` signature, with ONNX names mapped to signature names."""
+
+    name = TF
+
+    def __init__(self, saved_model_dir: Path, output_names: Sequence[str], device: str | None = None) -> None:
+        import tensorflow as tf
+
+        from pipeline.tf_convert import SIGNATURE_KEY
+
+        self._tf = tf
+        self.output_names = list(output_names)
+        if not (Path(saved_model_dir) / "saved_model.pb").is_file():
+            raise PipelineError(f"{saved_model_dir} is not a SavedModel (no saved_model.pb)")
+        self.device_requested = device or default_tf_device()
+        loaded = tf.saved_model.load(str(saved_model_dir))
+        if SIGNATURE_KEY not in loaded.signatures:
+            raise PipelineError(f"SavedModel {saved_model_dir} has no '{SIGNATURE_KEY}' signature")
+        self._loaded = loaded  # the signature needs its object kept alive
+        self.signature = loaded.signatures[SIGNATURE_KEY]
+        self.device_used: str | None = None
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from pipeline.tf_convert import tf_name
+
+        tf = self._tf
+        with tf.device(self.device_requested):
+            outputs = self.signature(**{tf_name(n): tf.constant(v) for n, v in inputs.items()})
+        self.device_used = next(iter(outputs.values())).device
+        return {name: outputs[tf_name(name)].numpy() for name in self.output_names if tf_name(name) in outputs}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "label": BACKEND_LABELS[TF],
+            "device_requested": self.device_requested,
+            "device_used": self.device_used,
+        }
+
+
+def default_tf_device() -> str:
+    """The first GPU TensorFlow sees, else the CPU."""
+    import tensorflow as tf
+
+    return "/GPU:0" if tf.config.list_logical_devices("GPU") else "/CPU:0"
+
+
+def ort_provider_options(providers: Sequence[str], allow_tf32: bool) -> list[str | tuple[str, dict[str, str]]]:
+    """The providers for ``InferenceSession``, the CUDA one with TensorFloat-32 set as asked."""
+    return [(p, {"use_tf32": "1" if allow_tf32 else "0"}) if p == CUDA_EP else p for p in providers]
+
+
+@contextmanager
+def float32_precision(allow_tf32: bool) -> Iterator[dict[str, Any]]:
+    """TensorFloat-32 on or off in TensorFlow and torch (matmul and cuDNN; only if torch is
+    imported) while inside; the previous settings are restored on exit. Yields what was set."""
+    import tensorflow as tf
+
+    torch = sys.modules.get("torch")
+    previous_tf = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(allow_tf32)
+    applied = ["tensorflow", "onnxruntime CUDA provider"]
+    if torch is not None:
+        previous_torch = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow_tf32
+        applied.append("torch matmul and cuDNN")
+    try:
+        yield {"allow_tf32": allow_tf32, "applied_to": applied}
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(previous_tf)
+        if torch is not None:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous_torch

@@ -1,0 +1,436 @@
+"""Run the same inputs through PyTorch (optional), onnxruntime and the TF SavedModel and compare
+every output of every pair: torch-ort, torch-tf, ort-tf (only ort-tf without a torch module).
+
+A sweep runs several input cases; for each output and pair the result keeps the comparison of
+the case where it is worst (largest tolerance ratio), and passes only if every case passes.
+Per-layer localisation runs on the worst case.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from pipeline.errors import UsageError
+from pipeline.progress import Progress
+
+from .backends import (
+    Backend,
+    OrtBackend,
+    TfSavedModelBackend,
+    TorchBackend,
+    float32_precision,
+)
+from .cases import InputCase
+from .layers import DEFAULT_TOP_K, LayerReport, localise
+from .metrics import DEFAULT_TOLERANCE, ArrayComparison, Tolerance, compare_arrays
+
+ToleranceLike = Tolerance | tuple[float, float]
+
+
+@dataclass
+class PairComparison:
+    """One output compared between a reference backend and a candidate backend on one case."""
+
+    output: str
+    reference: str
+    candidate: str
+    case: str
+    comparison: ArrayComparison
+
+    @property
+    def pair(self) -> str:
+        return f"{self.reference}-{self.candidate}"
+
+    @property
+    def passed(self) -> bool:
+        return self.comparison.passed
+
+    def severity(self) -> float:
+        """Worst error over allowed error; infinite when shapes differ or values are non-finite."""
+        if not self.comparison.shape_equal or self.comparison.nonfinite_mismatch:
+            return float("inf")
+        return self.comparison.worst_tolerance_ratio or 0.0
+
+    def rank(self) -> tuple[float, float]:
+        """Sort key, larger is worse: severity, then max abs."""
+        return self.severity(), self.comparison.max_abs or 0.0
+
+
+@dataclass
+class CaseSummary:
+    """One input case of a sweep: pass/fail, max abs and tolerance ratio per output and pair."""
+
+    name: str
+    passed: bool
+    max_abs: dict[str, dict[str, float | None]]
+    tolerance_ratio: dict[str, dict[str, float]]
+    seconds: dict[str, float]
+
+
+@dataclass
+class ParityResult:
+    """Everything a parity run measured; ``write_report`` turns it into report.json/html."""
+
+    model: dict[str, Any]
+    backends: dict[str, dict[str, Any]]
+    pairs: list[tuple[str, str]]
+    comparisons: list[PairComparison]
+    default_tolerance: Tolerance
+    tolerances: dict[str, Tolerance]
+    inputs: dict[str, Any]
+    cases: list[CaseSummary]
+    shown_case: str
+    shown_outputs: dict[str, dict[str, np.ndarray]]
+    per_layer: LayerReport | None
+    versions: dict[str, str | None]
+    weights_origin: str | Mapping[str, Any] | None
+    devices: Mapping[str, Any] | None
+    precision: dict[str, Any]
+    timings: dict[str, float]
+    problems: list[str] = field(default_factory=list)
+    created_utc: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems and all(c.passed for c in self.comparisons)
+
+    def failures(self) -> list[str]:
+        """One line per failing comparison (output, pair, case, why) and per structural problem."""
+        lines = list(self.problems)
+        for c in self.comparisons:
+            if not c.passed:
+                case = f" [case {c.case}]" if len(self.cases) > 1 else ""
+                lines.append(f"{c.output} {c.pair}{case}: {'; '.join(c.comparison.failures)}")
+        return lines
+
+    def worst(self) -> PairComparison | None:
+        return max(self.comparisons, key=PairComparison.rank, default=None)
+
+    def summary_line(self) -> str:
+        """One line for the end of a CLI run."""
+        n_outputs = len({c.output for c in self.comparisons})
+        what = f"{n_outputs} outputs x {len(self.pairs)} pairs"
+        if len(self.cases) > 1:
+            what += f" x {len(self.cases)} cases"
+        if self.passed:
+            worst = self.worst()
+            detail = "" if worst is None else (
+                f" (worst: {worst.output} {worst.pair} max abs {_g(worst.comparison.max_abs)})"
+            )
+            return f"parity PASS: {what} within tolerance{detail}"
+        failing = [c for c in self.comparisons if not c.passed]
+        named = ", ".join(f"{c.output} {c.pair} (max abs {_g(c.comparison.max_abs)})" for c in failing)
+        line = f"parity FAIL: {len(failing)} of {len(self.comparisons)} comparisons outside tolerance"
+        line += f": {named}" if named else ""
+        if self.problems:
+            line += f"; {'; '.join(self.problems)}"
+        first = self.per_layer.first_divergence if self.per_layer else None
+        if first is not None:
+            module = f" ({first.torch_module})" if first.torch_module else ""
+            line += f"; first divergence at {first.onnx_node}{module}"
+        return line
+
+
+def run_parity(
+    onnx_path: Path,
+    saved_model_dir: Path,
+    inputs: Mapping[str, np.ndarray],
+    *,
+    torch_module: Any = None,
+    ort_providers: Sequence[str] | None = None,
+    tf_device: str | None = None,
+    default_tolerance: ToleranceLike = DEFAULT_TOLERANCE,
+    tolerances: Mapping[str, ToleranceLike] | None = None,
+    per_layer: bool = True,
+    layer_tolerance: ToleranceLike | None = None,
+    top_k: int = DEFAULT_TOP_K,
+    allow_tf32: bool = False,
+    weights_origin: str | Mapping[str, Any] | None = None,
+    devices: Mapping[str, Any] | None = None,
+    input_description: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> ParityResult:
+    """Compare the backends on one input dict (arrays by ONNX input name).
+
+    ``input_description`` (JSON types only: source, lengths, ...) is recorded with the inputs;
+    every other option is that of :func:`run_sweep`.
+    """
+    case = InputCase("input", dict(inputs), dict(input_description or {}))
+    return run_sweep(
+        onnx_path,
+        saved_model_dir,
+        [case],
+        torch_module=torch_module,
+        ort_providers=ort_providers,
+        tf_device=tf_device,
+        default_tolerance=default_tolerance,
+        tolerances=tolerances,
+        per_layer=per_layer,
+        layer_tolerance=layer_tolerance,
+        top_k=top_k,
+        allow_tf32=allow_tf32,
+        weights_origin=weights_origin,
+        devices=devices,
+        progress=progress,
+    )
+
+
+def run_sweep(
+    onnx_path: Path,
+    saved_model_dir: Path,
+    cases: Sequence[InputCase],
+    *,
+    torch_module: Any = None,
+    ort_providers: Sequence[str] | None = None,
+    tf_device: str | None = None,
+    default_tolerance: ToleranceLike = DEFAULT_TOLERANCE,
+    tolerances: Mapping[str, ToleranceLike] | None = None,
+    per_layer: bool = True,
+    layer_tolerance: ToleranceLike | None = None,
+    top_k: int = DEFAULT_TOP_K,
+    allow_tf32: bool = False,
+    weights_origin: str | Mapping[str, Any] | None = None,
+    devices: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> ParityResult:
+    """Compare the backends on every case. A failed comparison does not raise: see ``passed``.
+
+    - ``torch_module``: called with the inputs in ONNX input order; returns the outputs in ONNX
+      output order (or a dict by name). Without it only ort-tf is compared.
+    - ``ort_providers``: onnxruntime providers by priority (default CPU only); the ones the
+      session really used are recorded.
+    - ``tf_device``: a ``tf.device`` string (default: the first GPU, else the CPU).
+    - ``default_tolerance``, ``tolerances``: (atol, rtol), overridden per output by ONNX name,
+      e.g. ``{"codes": (1e-4, 1e-3)}``.
+    - ``per_layer``: localise the first diverging ONNX node on the worst case, under
+      ``layer_tolerance`` (default: ``default_tolerance``), keeping the ``top_k`` worst nodes.
+    - ``allow_tf32``: let GPUs use TensorFloat-32 (off by default, restored after the run).
+    - ``weights_origin`` (text or JSON object) and ``devices`` (the device plan, e.g.
+      ``DevicePlan.to_json()``): recorded as given. ``progress``: stage lines on stderr.
+
+    Raises :class:`UsageError` for inputs or tolerances that do not fit the model and
+    :class:`PipelineError` when a backend cannot load its model.
+    """
+    if not cases:
+        raise UsageError("no input cases to compare")
+    progress = progress or Progress(quiet=True)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    created_utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    with _stage(progress, timings, "parity: load onnx"):
+        from pipeline.onnx_io import load_onnx
+
+        model = load_onnx(Path(onnx_path))
+    input_names, output_names = _graph_io(model)
+    default = _tolerance(default_tolerance)
+    per_output = _per_output_tolerances(tolerances, output_names)
+    for case in cases:
+        _check_inputs(case, model, input_names)
+
+    with float32_precision(allow_tf32) as precision:
+        backends: list[Backend] = []
+        if torch_module is not None:
+            backends.append(TorchBackend(torch_module, input_names, output_names))
+        with _stage(progress, timings, "parity: load onnxruntime"):
+            backends.append(OrtBackend(Path(onnx_path), ort_providers, allow_tf32))
+        with _stage(progress, timings, "parity: load tf savedmodel"):
+            backends.append(TfSavedModelBackend(Path(saved_model_dir), output_names, tf_device))
+        pairs = [(a.name, b.name) for i, a in enumerate(backends) for b in backends[i + 1 :]]
+        tolerance_of = {name: per_output.get(name, default) for name in output_names}
+        sweep = _run_cases(cases, backends, pairs, output_names, tolerance_of, progress, timings)
+
+        layer_report = None
+        if per_layer:
+            with _stage(progress, timings, "parity: per-layer"):
+                layer_report = localise(
+                    model,
+                    next(c.arrays for c in cases if c.name == sweep.shown_case),
+                    tolerance=_tolerance(layer_tolerance) if layer_tolerance is not None else default,
+                    ort_providers=list(ort_providers) if ort_providers else None,
+                    tf_device=tf_device,
+                    allow_tf32=allow_tf32,
+                    module_names={n for n, _ in torch_module.named_modules()} if torch_module is not None else None,
+                    top_k=top_k,
+                )
+    timings["parity: total"] = round(time.perf_counter() - started, 3)
+
+    return ParityResult(
+        model={
+            "onnx_path": str(onnx_path),
+            "saved_model_dir": str(saved_model_dir),
+            "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
+            "inputs": input_names,
+            "outputs": output_names,
+            "nodes": len(model.graph.node),
+        },
+        backends={backend.name: backend.describe() for backend in backends},
+        pairs=pairs,
+        comparisons=[sweep.worst[(o, f"{a}-{b}")] for o in output_names for a, b in pairs if (o, f"{a}-{b}") in sweep.worst],
+        default_tolerance=default,
+        tolerances=tolerance_of,
+        inputs={"cases": [case.to_json() for case in cases]},
+        cases=sweep.summaries,
+        shown_case=sweep.shown_case,
+        shown_outputs=sweep.shown_outputs,
+        per_layer=layer_report,
+        versions=library_versions(),
+        weights_origin=weights_origin,
+        devices=devices,
+        precision=precision,
+        timings=timings,
+        problems=sorted(set(sweep.problems)),
+        created_utc=created_utc,
+    )
+
+
+@dataclass
+class _Sweep:
+    """What running every case gave: the worst comparison per (output, pair), a summary per
+    case, structural problems, and the worst case's outputs (for the report's images)."""
+
+    worst: dict[tuple[str, str], PairComparison] = field(default_factory=dict)
+    summaries: list[CaseSummary] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    shown_case: str = ""
+    shown_outputs: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    shown_severity: float = -1.0
+
+
+def _run_cases(
+    cases: Sequence[InputCase],
+    backends: list[Backend],
+    pairs: list[tuple[str, str]],
+    output_names: list[str],
+    tolerance_of: dict[str, Tolerance],
+    progress: Progress,
+    timings: dict[str, float],
+) -> _Sweep:
+    sweep = _Sweep()
+    for number, case in enumerate(cases, 1):
+        outputs: dict[str, dict[str, np.ndarray]] = {}
+        seconds: dict[str, float] = {}
+        for backend in backends:
+            start = time.perf_counter()
+            outputs[backend.name] = backend.run(case.arrays)
+            seconds[backend.name] = round(time.perf_counter() - start, 3)
+            key = f"parity: run {backend.name}"
+            timings[key] = round(timings.get(key, 0.0) + seconds[backend.name], 3)
+        compared = _compare_case(case.name, outputs, pairs, output_names, tolerance_of, sweep.problems)
+        for c in compared:
+            kept = sweep.worst.get((c.output, c.pair))
+            if kept is None or c.rank() > kept.rank():
+                sweep.worst[(c.output, c.pair)] = c
+        severity = max((c.severity() for c in compared), default=0.0)
+        if severity > sweep.shown_severity:
+            sweep.shown_case, sweep.shown_outputs, sweep.shown_severity = case.name, outputs, severity
+        passed = all(c.passed for c in compared)
+        sweep.summaries.append(
+            CaseSummary(
+                case.name,
+                passed,
+                _table(compared, lambda c: c.comparison.max_abs),
+                _table(compared, PairComparison.severity),
+                seconds,
+            )
+        )
+        if len(cases) > 1:
+            progress.info(f"[parity] case {number}/{len(cases)} {case.name}: {'PASS' if passed else 'FAIL'}")
+    return sweep
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of Python and of every library a parity run goes through (None if absent)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for package in ("numpy", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorflow", "onnx-tf"):
+        try:
+            versions[package.replace("-", "_")] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package.replace("-", "_")] = None
+    return versions
+
+
+def _compare_case(
+    case: str,
+    outputs: dict[str, dict[str, np.ndarray]],
+    pairs: list[tuple[str, str]],
+    output_names: list[str],
+    tolerance_of: dict[str, Tolerance],
+    problems: list[str],
+) -> list[PairComparison]:
+    compared = []
+    for output in output_names:
+        for reference, candidate in pairs:
+            missing = [b for b in (reference, candidate) if output not in outputs[b]]
+            if missing:
+                problems.append(f"output {output} missing from {' and '.join(missing)}")
+                continue
+            comparison = compare_arrays(outputs[reference][output], outputs[candidate][output], tolerance_of[output])
+            compared.append(PairComparison(output, reference, candidate, case, comparison))
+    return compared
+
+
+def _table(compared: list[PairComparison], value: Callable[[PairComparison], Any]) -> dict[str, dict[str, Any]]:
+    """``{output: {pair: value(comparison)}}``."""
+    table: dict[str, dict[str, Any]] = {}
+    for c in compared:
+        table.setdefault(c.output, {})[c.pair] = value(c)
+    return table
+
+
+def _graph_io(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
+    initialized = {init.name for init in model.graph.initializer}
+    inputs = [value.name for value in model.graph.input if value.name not in initialized]
+    return inputs, [value.name for value in model.graph.output]
+
+
+def _check_inputs(case: InputCase, model: onnx.ModelProto, input_names: list[str]) -> None:
+    given = set(case.arrays)
+    if given != set(input_names):
+        raise UsageError(
+            f"input case '{case.name}' has inputs {sorted(given)}; the ONNX model needs {input_names}"
+        )
+    for value in model.graph.input:
+        if value.name not in given:
+            continue
+        want = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+        got = np.asarray(case.arrays[value.name]).dtype
+        if got != want:
+            raise UsageError(f"input '{value.name}' of case '{case.name}' is {got}; the ONNX model needs {want}")
+
+
+def _tolerance(value: ToleranceLike) -> Tolerance:
+    tolerance = value if isinstance(value, Tolerance) else Tolerance(*map(float, value))
+    if not (tolerance.atol >= 0 and tolerance.rtol >= 0):
+        raise UsageError(f"tolerances must be >= 0, got {tolerance}")
+    return tolerance
+
+
+def _per_output_tolerances(
+    tolerances: Mapping[str, ToleranceLike] | None, output_names: list[str]
+) -> dict[str, Tolerance]:
+    unknown = sorted(set(tolerances or {}) - set(output_names))
+    if unknown:
+        raise UsageError(f"tolerance given for unknown outputs {unknown}; the model's outputs are {output_names}")
+    return {name: _tolerance(value) for name, value in (tolerances or {}).items()}
+
+
+@contextmanager
+def _stage(progress: Progress, timings: dict[str, float], name: str) -> Iterator[None]:
+    with progress.stage(name):
+        yield
+    timings[name] = progress.timings[name]
+
+
+def _g(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3g}"

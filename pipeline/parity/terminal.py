@@ -1,0 +1,62 @@
+"""The parity summary as an aligned plain-text table (for stderr and summary.txt)."""
+
+from __future__ import annotations
+
+from .metrics import percent
+from .run import ParityResult
+
+COLUMNS = ("output", "pair", "max abs", "mean abs", "rmse", "max rel", "cosine", "within tol", "atol/rtol", "result")
+NUMERIC = {"max abs", "mean abs", "rmse", "max rel", "cosine", "within tol"}
+
+
+def summary_table(result: ParityResult) -> str:
+    """Verdict line, one row per output and pair, then the sweep and first diverging layer."""
+    sweep = len(result.cases) > 1
+    columns = list(COLUMNS) + (["worst case"] if sweep else [])
+    rows = [columns]
+    for c in result.comparisons:
+        m = c.comparison
+        row = [
+            c.output,
+            c.pair,
+            _g(m.max_abs),
+            _g(m.mean_abs),
+            _g(m.rmse),
+            _g(m.max_rel),
+            "n/a" if m.cosine is None else f"{m.cosine:.9f}",
+            percent(m.within_tolerance),
+            f"{m.tolerance.atol:g}/{m.tolerance.rtol:g}",
+            "ok" if m.passed else "FAIL",
+        ]
+        rows.append(row + ([c.case] if sweep else []))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    lines = [result.summary_line()]
+    for number, row in enumerate(rows):
+        cells = [
+            cell.rjust(width) if column in NUMERIC else cell.ljust(width)
+            for column, cell, width in zip(columns, row, widths)
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if number == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    lines.append("pass if |candidate - reference| <= atol + rtol * |reference| for every element")
+    for problem in result.problems:
+        lines.append(f"problem: {problem}")
+    if sweep:
+        failing = [case.name for case in result.cases if not case.passed]
+        lines.append(f"sweep: {len(result.cases)} cases, {len(failing)} failing" + (f": {', '.join(failing)}" if failing else ""))
+    if result.per_layer is not None:
+        first = result.per_layer.first_divergence
+        if first is None:
+            lines.append(f"per-layer: all {len(result.per_layer.nodes)} compared node outputs within tolerance (ort vs tf)")
+        else:
+            module = "n/a" if first.torch_module is None else first.torch_module or "(top module)"
+            lines.append(
+                f"first divergence: node {first.onnx_node} ({first.op_type}), torch module {module}, "
+                f"output {first.output}, max abs {_g(first.max_abs)}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _g(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3e}"

@@ -1,0 +1,382 @@
+"""Three-way parity on a small torch model exported to ONNX and converted to a SavedModel:
+a clean conversion passes, a conversion made with a deliberately perturbed Tanh handler fails
+on exactly the TF pairs, and per-layer localisation points at the perturbed node and module.
+The reports are checked as files, as strict JSON and as a page rendered by headless Chromium."""
+
+from __future__ import annotations
+
+import gc
+import json
+import shutil
+import subprocess
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from torch import nn
+
+from pipeline.errors import UsageError
+from pipeline.parity import (
+    InputCase,
+    ParityResult,
+    localise,
+    pad_batch,
+    run_parity,
+    run_sweep,
+    summary_table,
+    write_report,
+)
+from pipeline.parity.report_html import FAIL_COLOUR
+from pipeline.parity.report_json import SCHEMA_VERSION
+
+PERTURBED_NODE = "/blocks.1/blocks.1.0/act/Tanh"
+PERTURBED_MODULE = "blocks.1.0.act"
+PERTURBATION = 1e-3
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT_SIZE = (1280, 2400)
+
+
+class Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(8, 8, 3, padding=1)
+        self.act = nn.Tanh()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv(x))
+
+
+class SmallNet(nn.Module):
+    """Conv/ReLU encoder, two conv+tanh blocks, a linear head; two outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv1d(4, 8, 3, padding=1), nn.ReLU())
+        self.blocks = nn.ModuleList([nn.Sequential(Block(), nn.ReLU()) for _ in range(2)])
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(x.transpose(1, 2))
+        for block in self.blocks:
+            h = block(h)
+        out = self.head(h.transpose(1, 2))
+        return out, out.sum(-1) + y
+
+
+@dataclass
+class Artifacts:
+    module: SmallNet
+    onnx_path: Path
+    saved_model: Path
+    broken_saved_model: Path
+    inputs: dict[str, np.ndarray]
+
+
+def random_inputs(batch: int, frames: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "x": rng.standard_normal((batch, frames, 4)).astype(np.float32),
+        "y": rng.standard_normal((batch, frames)).astype(np.float32),
+    }
+
+
+def write_saved_model(onnx_path: Path, directory: Path) -> None:
+    from pipeline.tf_convert import OnnxGraphModule
+    from pipeline.tf_convert import write_saved_model as write
+
+    write(OnnxGraphModule(onnx.load(onnx_path)), directory)
+
+
+def tanh_handler() -> type:
+    import custom_ops
+
+    custom_ops.register()
+    from onnx_tf.common.handler_helper import get_all_backend_handlers
+
+    return get_all_backend_handlers({"": 17})[""]["Tanh"]
+
+
+@contextmanager
+def perturbed_tanh(node_name: str, delta: float) -> Iterator[None]:
+    """While active, onnx-tf translates the Tanh node ``node_name`` as tanh(x) + delta.
+
+    onnx-tf uses the last direct ``BackendHandler`` subclass defined for an op; the class lives
+    only in this frame, so once it is deleted and collected the original handler is last again.
+    """
+    import tensorflow as tf
+    from onnx_tf.handlers.backend_handler import BackendHandler
+    from onnx_tf.handlers.handler import onnx_op
+
+    original = tanh_handler()
+
+    @onnx_op("Tanh")
+    class PerturbedTanh(BackendHandler):
+        @classmethod
+        def version_13(cls, node, **kwargs):
+            result = tf.tanh(kwargs["tensor_dict"][node.inputs[0]])
+            return [result + delta if node.name == node_name else result]
+
+        version_1 = version_6 = version_13
+
+    assert tanh_handler() is PerturbedTanh
+    try:
+        yield
+    finally:
+        del PerturbedTanh
+        gc.collect()
+        assert tanh_handler() is original, "the perturbed Tanh handler is still registered"
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
+    folder = tmp_path_factory.mktemp("parity")
+    torch.manual_seed(0)
+    module = SmallNet().eval()
+    onnx_path = folder / "small.onnx"
+    example = tuple(torch.from_numpy(a) for a in random_inputs(2, 10, seed=1).values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, example, str(onnx_path), input_names=["x", "y"], output_names=["out", "total"],
+            dynamic_axes={"x": {0: "B", 1: "T"}, "y": {0: "B", 1: "T"}, "out": {0: "B", 1: "T"},
+                          "total": {0: "B", 1: "T"}},
+            opset_version=17, dynamo=False,
+        )
+    write_saved_model(onnx_path, folder / "saved_model")
+    with perturbed_tanh(PERTURBED_NODE, PERTURBATION):
+        write_saved_model(onnx_path, folder / "broken_saved_model")
+    return Artifacts(module, onnx_path, folder / "saved_model", folder / "broken_saved_model",
+                     random_inputs(3, 17, seed=2))
+
+
+@pytest.fixture(scope="module")
+def clean(artifacts: Artifacts, tmp_path_factory: pytest.TempPathFactory) -> tuple[ParityResult, Path]:
+    result = run_parity(
+        artifacts.onnx_path, artifacts.saved_model, artifacts.inputs, torch_module=artifacts.module,
+        weights_origin="seeded random (torch.manual_seed(0))", input_description={"source": "seeded normal"},
+        devices={"requested": "cpu"},
+    )
+    report = tmp_path_factory.mktemp("clean") / "report"
+    write_report(result, report)
+    return result, report
+
+
+@pytest.fixture(scope="module")
+def broken(artifacts: Artifacts, tmp_path_factory: pytest.TempPathFactory) -> tuple[ParityResult, Path]:
+    """The broken SavedModel, localised while the perturbed handler is registered."""
+    with perturbed_tanh(PERTURBED_NODE, PERTURBATION):
+        result = run_parity(
+            artifacts.onnx_path, artifacts.broken_saved_model, artifacts.inputs, torch_module=artifacts.module,
+        )
+    report = tmp_path_factory.mktemp("broken") / "report"
+    write_report(result, report)
+    return result, report
+
+
+def test_clean_conversion_passes_every_pair(clean: tuple[ParityResult, Path], artifacts: Artifacts) -> None:
+    result, _ = clean
+    assert result.passed, result.failures()
+    assert result.pairs == [("torch", "ort"), ("torch", "tf"), ("ort", "tf")]
+    assert [(c.output, c.pair) for c in result.comparisons] == [
+        (o, p) for o in ("out", "total") for p in ("torch-ort", "torch-tf", "ort-tf")
+    ]
+    assert result.per_layer is not None and result.per_layer.first_divergence is None
+    assert result.backends["ort"]["providers_used"] == ["CPUExecutionProvider"]
+    assert result.backends["tf"]["device_used"].endswith("CPU:0")
+    assert result.summary_line().startswith("parity PASS")
+
+    # The torch-ort metrics agree with outputs computed here, outside the parity code.
+    with torch.inference_mode():
+        expected = artifacts.module(*(torch.from_numpy(a) for a in artifacts.inputs.values()))
+    session = ort.InferenceSession(str(artifacts.onnx_path), providers=["CPUExecutionProvider"])
+    actual = session.run(["out", "total"], artifacts.inputs)
+    for name, want, got in zip(("out", "total"), expected, actual):
+        comparison = next(c.comparison for c in result.comparisons if c.output == name and c.pair == "torch-ort")
+        assert comparison.max_abs == np.abs(got.astype(np.float64) - want.numpy().astype(np.float64)).max()
+        assert comparison.shape_reference == tuple(want.shape)
+
+
+def test_perturbed_handler_fails_the_tf_pairs_and_is_localised(broken: tuple[ParityResult, Path]) -> None:
+    result, report = broken
+    assert not result.passed
+    failing = {(c.output, c.pair) for c in result.comparisons if not c.passed}
+    assert failing == {(o, p) for o in ("out", "total") for p in ("torch-tf", "ort-tf")}
+    assert all(c.passed for c in result.comparisons if c.pair == "torch-ort")
+
+    layers = result.per_layer
+    assert layers is not None
+    first = layers.first_divergence
+    assert first is not None
+    assert (first.onnx_node, first.op_type, first.torch_module) == (PERTURBED_NODE, "Tanh", PERTURBED_MODULE)
+    assert first.max_abs == pytest.approx(PERTURBATION, rel=1e-3)
+    before = [n for n in layers.nodes if n.index < first.index]
+    assert before and all(n.passed for n in before)
+    assert PERTURBED_NODE in result.summary_line() and "FAIL" in result.summary_line()
+    named = {tuple(line.split(":")[0].split()) for line in result.failures()}
+    assert named == failing
+
+    data = json.loads((report / "report.json").read_text())
+    assert data["passed"] is False
+    assert data["first_divergence"] == {
+        "onnx_node": PERTURBED_NODE, "op_type": "Tanh", "torch_module": PERTURBED_MODULE,
+        "output": first.output, "max_abs": first.max_abs, "index": first.index,
+    }
+    assert data["top_k_layers"][0]["passed"] is False
+
+
+def test_translation_is_clean_again_once_the_perturbed_handler_is_removed(broken: tuple[ParityResult, Path], artifacts: Artifacts) -> None:
+    layers = localise(onnx.load(artifacts.onnx_path), artifacts.inputs, tolerance=broken[0].per_layer.tolerance)
+    assert layers.first_divergence is None
+    assert len(layers.nodes) == len(broken[0].per_layer.nodes)
+
+
+def test_per_output_tolerance_overrides_the_default(artifacts: Artifacts) -> None:
+    result = run_parity(
+        artifacts.onnx_path, artifacts.broken_saved_model, artifacts.inputs, torch_module=artifacts.module,
+        tolerances={"out": (0.1, 0.0)}, per_layer=False,
+    )
+    assert not result.passed and result.per_layer is None
+    assert {(c.output, c.pair) for c in result.comparisons if not c.passed} == {("total", "torch-tf"), ("total", "ort-tf")}
+    assert all(c.comparison.tolerance.atol == 0.1 for c in result.comparisons if c.output == "out")
+    assert result.tolerances["total"] == result.default_tolerance
+
+
+def test_onnxruntime_records_the_providers_it_really_used(artifacts: Artifacts) -> None:
+    requested = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    result = run_parity(artifacts.onnx_path, artifacts.saved_model, artifacts.inputs,
+                        ort_providers=requested, per_layer=False)
+    assert result.passed and result.pairs == [("ort", "tf")]
+    expected = ort.InferenceSession(str(artifacts.onnx_path), providers=requested).get_providers()
+    assert result.backends["ort"]["providers_requested"] == requested
+    assert result.backends["ort"]["providers_used"] == expected
+    assert ("CUDAExecutionProvider" in expected) == ("CUDAExecutionProvider" in ort.get_available_providers())
+
+
+def test_tensor_float_32_is_off_during_the_run_and_restored_after() -> None:
+    import tensorflow as tf
+
+    from pipeline.parity.backends import float32_precision
+
+    before = (tf.config.experimental.tensor_float_32_execution_enabled(), torch.backends.cudnn.allow_tf32)
+    for allow in (False, True):
+        with float32_precision(allow) as precision:
+            assert tf.config.experimental.tensor_float_32_execution_enabled() is allow
+            assert torch.backends.cudnn.allow_tf32 is allow and torch.backends.cuda.matmul.allow_tf32 is allow
+            assert precision["allow_tf32"] is allow
+        assert (tf.config.experimental.tensor_float_32_execution_enabled(), torch.backends.cudnn.allow_tf32) == before
+
+
+def test_report_json_is_strict_and_complete(clean: tuple[ParityResult, Path]) -> None:
+    result, report = clean
+    assert sorted(p.name for p in report.iterdir()) == ["report.html", "report.json", "summary.txt"]
+
+    def reject(constant: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    data = json.loads((report / "report.json").read_text(), parse_constant=reject)
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert data["passed"] is True and data["failures"] == [] and data["first_divergence"] is None
+    for package in ("torch", "onnx", "onnxruntime", "tensorflow", "onnx_tf", "numpy"):
+        assert data["versions"][package], package
+    assert data["weights_origin"] == "seeded random (torch.manual_seed(0))"
+    assert data["devices"] == {"requested": "cpu"}
+    assert data["precision"]["allow_tf32"] is False
+    assert data["backends"]["ort"]["providers_requested"] == ["CPUExecutionProvider"]
+    assert data["inputs"]["cases"][0]["source"] == "seeded normal"
+    assert data["inputs"]["cases"][0]["tensors"]["x"]["shape"] == [3, 17, 4]
+    assert data["tolerances"]["default"] == {"atol": 1e-5, "rtol": 1e-4}
+    assert len(data["comparisons"]) == 6
+    comparison = data["comparisons"][0]
+    for key in ("max_abs", "mean_abs", "rmse", "max_rel", "cosine", "within_tolerance", "shape", "dtype",
+                "nan", "inf", "max_abs_at", "passed", "tolerance"):
+        assert key in comparison, key
+    assert set(comparison["max_abs_at"]["named"]) == {"batch", "time", "channel"}
+    assert len(data["top_k_layers"]) == min(10, data["per_layer"]["nodes_compared"])
+    assert data["timings_s"]["parity: total"] > 0
+    assert (report / "summary.txt").read_text() == summary_table(result)
+
+
+def test_summary_table_is_aligned(broken: tuple[ParityResult, Path]) -> None:
+    lines = summary_table(broken[0]).splitlines()
+    _header, rule, *rows = lines[1:9]
+    columns = [i for i, ch in enumerate(rule) if ch == "-" and (i == 0 or rule[i - 1] == " ")]
+    assert len(columns) == 10
+    for row in rows:
+        assert row[columns[1] - 2 : columns[1]] == "  "  # output column ends before the pair column
+    assert sum("FAIL" in row for row in rows) == 4
+    assert any(line.startswith("first divergence: node " + PERTURBED_NODE) for line in lines)
+
+
+def test_sweep_keeps_the_worst_case_per_output_and_pair(artifacts: Artifacts) -> None:
+    rng = np.random.default_rng(3)
+    cases = []
+    for number, lengths in enumerate(([5, 9], [12], [3, 8, 6])):
+        x, frames = pad_batch([rng.standard_normal((n, 4)).astype(np.float32) for n in lengths])
+        y = rng.standard_normal(x.shape[:2]).astype(np.float32)
+        cases.append(InputCase(f"case{number}", {"x": x, "y": y}, {"lengths": frames}))
+    result = run_sweep(artifacts.onnx_path, artifacts.saved_model, cases, torch_module=artifacts.module, per_layer=False)
+    assert result.passed
+    assert [c.name for c in result.cases] == ["case0", "case1", "case2"]
+    for c in result.comparisons:
+        ratios = {case.name: case.tolerance_ratio[c.output][c.pair] for case in result.cases}
+        assert ratios[c.case] == max(ratios.values())
+        kept = next(case for case in result.cases if case.name == c.case)
+        assert kept.max_abs[c.output][c.pair] == c.comparison.max_abs
+    assert result.inputs["cases"][2]["lengths"] == [3, 8, 6]
+    assert "sweep: 3 cases, 0 failing" in summary_table(result)
+
+
+def test_bad_inputs_and_tolerances_are_usage_errors(artifacts: Artifacts) -> None:
+    inputs = artifacts.inputs
+    with pytest.raises(UsageError, match="needs"):
+        run_parity(artifacts.onnx_path, artifacts.saved_model, {"x": inputs["x"]}, per_layer=False)
+    with pytest.raises(UsageError, match="float32"):
+        run_parity(artifacts.onnx_path, artifacts.saved_model, {**inputs, "y": inputs["y"].astype(np.float64)})
+    with pytest.raises(UsageError, match="unknown outputs"):
+        run_parity(artifacts.onnx_path, artifacts.saved_model, inputs, tolerances={"nope": (0, 0)})
+
+
+def test_write_report_replaces_an_existing_folder_whole(clean: tuple[ParityResult, Path], tmp_path: Path) -> None:
+    result, _ = clean
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "stale.txt").write_text("from an earlier run")
+    write_report(result, report)
+    assert sorted(p.name for p in report.iterdir()) == ["report.html", "report.json", "summary.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]
+
+
+def test_html_is_self_contained_and_renders_in_chromium(broken: tuple[ParityResult, Path], tmp_path: Path) -> None:
+    page = (broken[1] / "report.html").read_text()
+    assert "<script" not in page and "<link" not in page
+    assert "http://" not in page and "https://" not in page
+    # One spectrogram figure (the rank-3 output), the histograms and the per-layer curve.
+    assert page.count('src="data:image/png;base64,') == 3
+    assert PERTURBED_NODE in page
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)")
+    screenshot = tmp_path / "report.png"
+    subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={screenshot}",
+         f"--window-size={SCREENSHOT_SIZE[0]},{SCREENSHOT_SIZE[1]}", (broken[1] / "report.html").as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )
+    from matplotlib.image import imread
+
+    pixels = imread(screenshot)[..., :3]
+    assert pixels.shape[:2] == (SCREENSHOT_SIZE[1], SCREENSHOT_SIZE[0])
+    assert pixels.std() > 0.1, "the screenshot is (nearly) blank"
+    red = np.array([int(FAIL_COLOUR[i : i + 2], 16) for i in (1, 3, 5)]) / 255
+    band = np.all(np.abs(pixels[:40] - red) < 3 / 255, axis=-1)
+    assert band.mean() > 0.5, "no FAIL colour band at the top of the page"
+    shutil.rmtree(tmp_path / "profile", ignore_errors=True)
