@@ -11,12 +11,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from pipeline.errors import PipelineError, UsageError
 from pipeline.inputs import DEFAULT_MAX_FRAMES
+from pipeline.parity.metrics import DEFAULT_TOLERANCE
 
-DEFAULT_ARTIFACTS = Path("artifacts")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND", parser_class=_Parser)
     _add_export(commands)
     _add_convert(commands)
+    _add_parity(commands)
     return parser
 
 
@@ -130,6 +131,37 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(command=_run_convert)
 
 
+def _add_parity(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "parity",
+        help="compare PyTorch, onnxruntime and TensorFlow on the same inputs; write report.json/html",
+        description=(
+            "Run the same inputs through onnxruntime (--onnx), the TF SavedModel (--saved-model) and, "
+            "when the PyTorch AutoVC is known (--checkpoint, or random weights recorded in the ONNX "
+            "metadata), PyTorch; compare every pair per output and per ONNX node. Exit 1 when a pair "
+            "breaks the tolerance: |candidate - reference| <= atol + rtol * |reference| per element."
+        ),
+    )
+    p.add_argument("--onnx", type=Path, required=True, help="the ONNX model")
+    p.add_argument("--saved-model", type=Path, required=True, help="the TF SavedModel folder")
+    p.add_argument("--report", type=Path, required=True, help="folder for report.json, report.html, summary.txt")
+    p.add_argument("--checkpoint", type=Path, help="AutoVC checkpoint the ONNX was exported from (adds PyTorch)")
+    p.add_argument("--freq", type=int, default=32, help="code down-sampling factor of the checkpoint (default 32)")
+    p.add_argument("--sweep", type=Path, metavar="PATH",
+                   help="many inputs: a metadata.npz, or a folder with metadata.npz, .wav and mel .npy files")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="an input by ONNX name, for models that are not AutoVC (default: seeded random)")
+    p.add_argument("--atol", type=float, default=DEFAULT_TOLERANCE.atol, help=f"default {DEFAULT_TOLERANCE.atol:g}")
+    p.add_argument("--rtol", type=float, default=DEFAULT_TOLERANCE.rtol, help=f"default {DEFAULT_TOLERANCE.rtol:g}")
+    p.add_argument("--tolerance", action="append", default=[], metavar="OUTPUT=ATOL,RTOL",
+                   help="tolerance for one output, e.g. codes=1e-6,0")
+    p.add_argument("--no-per-layer", action="store_true", help="skip the per-node comparison")
+    _device(p)
+    _input_flags(p)
+    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    p.set_defaults(command=_run_parity)
+
+
 def _run_export(args: argparse.Namespace) -> int:
     from pipeline.export import ExportOptions, run_export
 
@@ -145,6 +177,39 @@ def _run_export(args: argparse.Namespace) -> int:
         inputs=_input_options(args),
     )
     return run_export(options)
+
+
+def _run_parity(args: argparse.Namespace) -> int:
+    from pipeline.parity.metrics import Tolerance
+    from pipeline.parity.command import ParityOptions, run_parity_command
+
+    options = ParityOptions(
+        onnx=args.onnx, saved_model=args.saved_model, report=args.report, checkpoint=args.checkpoint,
+        freq=args.freq, device=args.device, sweep=args.sweep,
+        named_inputs=dict(_key_value(item, "--input", Path) for item in args.input),
+        inputs=_input_options(args), atol=args.atol, rtol=args.rtol,
+        per_output={name: Tolerance(*value) for name, value in
+                    (_key_value(item, "--tolerance", _atol_rtol) for item in args.tolerance)},
+        per_layer=not args.no_per_layer,
+    )
+    return run_parity_command(options)
+
+
+def _key_value(item: str, flag: str, parse: Callable) -> tuple[str, Any]:
+    name, sep, value = item.partition("=")
+    if not sep or not name:
+        raise UsageError(f"{flag} expects NAME=VALUE, got {item!r}")
+    try:
+        return name, parse(value)
+    except ValueError as error:
+        raise UsageError(f"{flag} {item!r}: {error}") from None
+
+
+def _atol_rtol(text: str) -> tuple[float, float]:
+    atol, sep, rtol = text.partition(",")
+    if not sep:
+        raise ValueError("expected ATOL,RTOL")
+    return float(atol), float(rtol)
 
 
 def _run_convert(args: argparse.Namespace) -> int:

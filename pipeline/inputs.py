@@ -8,6 +8,7 @@ one (the model pads to a multiple of ``freq`` the same way); their true lengths 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,10 +79,7 @@ def build_inputs(
             return batch
         mels, sources = [batch.arrays["mel"][0]], batch.sources
 
-    lengths = [len(m) for m in mels]
-    mel = np.zeros((len(mels), max(lengths), N_MELS), np.float32)
-    for row, m in zip(mel, mels):
-        row[: len(m)] = m
+    mel, lengths = pad_batch(mels)
 
     if speaker_encoder is not None:
         source = _embeddings_from_encoder(speaker_encoder, mels, dim_emb)
@@ -100,9 +98,22 @@ def build_inputs(
     return InputBatch(arrays, lengths, sources, f"source: {src_label}; target: {trg_label}")
 
 
+def pad_batch(utterances: Sequence[np.ndarray]) -> tuple[np.ndarray, list[int]]:
+    """(T_i, C) arrays -> (B, max T_i, C) float32, zero-padded at the end, and the lengths T_i."""
+    if not utterances:
+        raise UsageError("no utterances to batch")
+    if any(u.ndim != 2 for u in utterances) or len({u.shape[1] for u in utterances}) != 1:
+        raise UsageError(f"utterances must all be (T, C) with the same C, got {[u.shape for u in utterances]}")
+    lengths = [int(u.shape[0]) for u in utterances]
+    batch = np.zeros((len(utterances), max(lengths), utterances[0].shape[1]), np.float32)
+    for row, utterance in zip(batch, utterances):
+        row[: len(utterance)] = utterance
+    return batch, lengths
+
+
 def read_mel(path: Path, max_frames: int = DEFAULT_MAX_FRAMES) -> np.ndarray:
     """A (T, 80) float32 mel from ``.npy`` (never unpickled)."""
-    array = _load_npy(path, "mel")
+    array = load_npy(path, "mel")
     if array.ndim == 3 and array.shape[0] == 1:
         array = array[0]
     if array.ndim != 2:
@@ -113,7 +124,7 @@ def read_mel(path: Path, max_frames: int = DEFAULT_MAX_FRAMES) -> np.ndarray:
 
 def read_embeddings(path: Path, batch: int, dim_emb: int) -> np.ndarray:
     """(dim_emb,), (1, dim_emb) or (batch, dim_emb) from ``.npy``, returned as (batch, dim_emb)."""
-    array = _load_npy(path, "speaker embedding")
+    array = load_npy(path, "speaker embedding")
     if array.ndim == 1:
         array = array[None]
     if array.ndim != 2 or array.shape[1] != dim_emb or array.shape[0] not in (1, batch):
@@ -143,7 +154,8 @@ def _check_finite(array: np.ndarray, label: str) -> None:
         raise UsageError(f"{label}: contains {int(bad.sum())} NaN/Inf values")
 
 
-def _load_npy(path: Path, what: str) -> np.ndarray:
+def load_npy(path: Path, what: str) -> np.ndarray:
+    """A numeric array from a `.npy` file, never unpickled; a clear error for anything else."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{what} file {path} not found")

@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """``python -m pipeline ARGS`` in a child process, as a user runs it."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=cwd, env=env,
+        timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture(scope="session")
+def exported_autovc(tmp_path_factory) -> tuple[Path, str]:
+    """One real ``python -m pipeline export`` (default model and input) shared by the tests that
+    read its artefacts: the output folder and the command's stderr."""
+    out = tmp_path_factory.mktemp("export") / "autovc"
+    result = run_cli("export", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result.stderr

@@ -2,11 +2,9 @@
 the tests below (it takes about a minute on 2 cores)."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -19,23 +17,8 @@ from pipeline.onnx_export import INPUT_NAMES, OUTPUT_NAMES
 pytestmark = pytest.mark.slow
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=900
-    )
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    out = tmp_path_factory.mktemp("export") / "autovc"
-    result = run_cli("export", "--out", str(out))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out, result.stderr
-
-
-def test_export_reports_every_stage(exported):
-    _, stderr = exported
+def test_export_reports_every_stage(exported_autovc):
+    _, stderr = exported_autovc
     for stage in ("devices", "load model", "torch -> onnx", "onnxruntime check", "onnx -> tf",
                   "write savedmodel", "parity"):
         assert f"[{stage}] done in" in stderr, stage
@@ -43,8 +26,8 @@ def test_export_reports_every_stage(exported):
     assert stderr.strip().splitlines()[-1].startswith("parity PASS: 3 outputs x 3 pairs")
 
 
-def test_export_writes_the_artefacts_and_manifest(exported):
-    out, _ = exported
+def test_export_writes_the_artefacts_and_manifest(exported_autovc):
+    out, _ = exported_autovc
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["weights"] == {"kind": "random", "seed": 0}
     assert "model.onnx" in manifest["files"]
@@ -54,8 +37,8 @@ def test_export_writes_the_artefacts_and_manifest(exported):
     assert manifest["devices"]["backends"]["torch"]["used"] == "cpu"
 
 
-def test_export_report_records_three_pairs_and_no_divergence(exported):
-    out, _ = exported
+def test_export_report_records_three_pairs_and_no_divergence(exported_autovc):
+    out, _ = exported_autovc
     report = json.loads((out / "report" / "report.json").read_text())
     assert report["passed"] is True
     assert report["first_divergence"] is None
@@ -65,8 +48,8 @@ def test_export_report_records_three_pairs_and_no_divergence(exported):
     assert not [p for p in out.parent.iterdir() if ".partial-" in p.name]
 
 
-def test_onnx_records_origin_and_keeps_batchnorm(exported):
-    out, _ = exported
+def test_onnx_records_origin_and_keeps_batchnorm(exported_autovc):
+    out, _ = exported_autovc
     model = onnx.load(str(out / "model.onnx"), load_external_data=False)
     props = {p.key: p.value for p in model.metadata_props}
     assert json.loads(props["autovc.weights_origin"]) == {"kind": "random", "seed": 0}
@@ -75,10 +58,10 @@ def test_onnx_records_origin_and_keeps_batchnorm(exported):
 
 
 @pytest.mark.parametrize("batch,frames", [(1, 45), (4, 77)])
-def test_saved_model_runs_without_our_packages_and_matches_torch(exported, tmp_path, batch, frames):
+def test_saved_model_runs_without_our_packages_and_matches_torch(exported_autovc, tmp_path, batch, frames):
     """The SavedModel loads in a process that never imports onnx_tf or custom_ops, keeps batch and
     time dynamic, and agrees with torch to 1e-5 max abs (T not a multiple of 32)."""
-    out, _ = exported
+    out, _ = exported_autovc
     rng = np.random.default_rng(batch * 1000 + frames)
     inputs = {
         "mel": rng.uniform(0, 1, (batch, frames, 80)).astype(np.float32),

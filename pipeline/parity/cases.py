@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import UsageError
+from pipeline.inputs import pad_batch
 
 AUTOVC_INPUTS = ("mel", "emb_src", "emb_trg")
 
@@ -34,19 +34,6 @@ class InputCase:
             **self.description,
             "tensors": {name: _tensor_summary(value) for name, value in self.arrays.items()},
         }
-
-
-def pad_batch(utterances: Sequence[np.ndarray]) -> tuple[np.ndarray, list[int]]:
-    """(T_i, C) arrays -> (B, max T_i, C) float32, zero-padded at the end, and the lengths T_i."""
-    if not utterances:
-        raise UsageError("no utterances to batch")
-    if any(u.ndim != 2 for u in utterances) or len({u.shape[1] for u in utterances}) != 1:
-        raise UsageError(f"utterances must all be (T, C) with the same C, got {[u.shape for u in utterances]}")
-    lengths = [int(u.shape[0]) for u in utterances]
-    batch = np.zeros((len(utterances), max(lengths), utterances[0].shape[1]), np.float32)
-    for row, utterance in zip(batch, utterances):
-        row[: len(utterance)] = utterance
-    return batch, lengths
 
 
 def metadata_sweep_cases(npz_path: Path, input_names: Sequence[str] = AUTOVC_INPUTS) -> list[InputCase]:

@@ -1,0 +1,159 @@
+"""``python -m pipeline parity``: compare an ONNX model and its SavedModel (and the PyTorch
+AutoVC they came from, when it can be rebuilt) and write the report.
+
+PyTorch joins the comparison when ``--checkpoint`` is given, or when the ONNX metadata says the
+model was exported from seeded random weights (the same seed rebuilds the same module). Any other
+ONNX model is compared two ways, onnxruntime against TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from pipeline.errors import UsageError
+from pipeline.inputs import build_inputs, load_npy
+from pipeline.onnx_io import load_onnx
+from pipeline.progress import Progress
+
+from .cases import InputCase, metadata_sweep_cases
+from .metrics import DEFAULT_TOLERANCE, Tolerance
+from .report import write_report
+from .run import run_sweep
+from .terminal import summary_table
+
+AUTOVC_INPUTS = ("mel", "emb_src", "emb_trg")
+GENERIC_DYNAMIC_DIM = 4
+
+
+@dataclass
+class ParityOptions:
+    onnx: Path
+    saved_model: Path
+    report: Path
+    checkpoint: Path | None = None
+    freq: int = 32
+    device: str = "auto"
+    sweep: Path | None = None
+    named_inputs: dict[str, Path] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)  # keyword arguments of build_inputs
+    atol: float = DEFAULT_TOLERANCE.atol
+    rtol: float = DEFAULT_TOLERANCE.rtol
+    per_output: dict[str, Tolerance] = field(default_factory=dict)
+    per_layer: bool = True
+
+
+def run_parity_command(options: ParityOptions) -> int:
+    from pipeline.devices import resolve_devices
+
+    progress = Progress()
+    plan = resolve_devices(options.device)
+    progress.info(plan.describe())
+    model = load_onnx(options.onnx)
+    torch_module, weights = _torch_module(model, options)
+    if torch_module is not None:
+        torch_module.to(plan.torch_device)
+    cases = _cases(model, options, torch_module)
+    result = run_sweep(
+        options.onnx, options.saved_model, cases,
+        torch_module=torch_module, ort_providers=plan.ort_providers, tf_device=plan.tf_device,
+        default_tolerance=Tolerance(options.atol, options.rtol), tolerances=options.per_output,
+        per_layer=options.per_layer, weights_origin=weights, devices=plan.to_json(), progress=progress,
+    )
+    write_report(result, options.report)
+    progress.info(summary_table(result))
+    progress.info(f"report: {options.report / 'report.html'}")
+    print(result.summary_line(), file=sys.stderr)
+    return 0 if result.passed else 1
+
+
+def _torch_module(model: onnx.ModelProto, options: ParityOptions) -> tuple[Any, str]:
+    """The AutoVC module the ONNX came from, when known, and a label of its weights."""
+    from pipeline.autovc import AutoVC, load_generator, random_generator
+
+    if options.checkpoint is not None:
+        generator, info = load_generator(options.checkpoint, freq=options.freq)
+        return AutoVC(generator).eval(), info["label"]
+    props = {p.key: p.value for p in model.metadata_props}
+    try:
+        origin = json.loads(props["autovc.weights_origin"])
+        hyperparameters = json.loads(props["autovc.hyperparameters"])
+    except (KeyError, ValueError):
+        return None, props.get("autovc.weights_label", "unknown (no PyTorch module: onnxruntime vs TensorFlow only)")
+    if origin.get("kind") != "random":
+        return None, f"{props.get('autovc.weights_label', 'checkpoint')} (pass --checkpoint to include PyTorch)"
+    generator, info = random_generator(origin["seed"], **hyperparameters)
+    return AutoVC(generator).eval(), info["label"]
+
+
+def _cases(model: onnx.ModelProto, options: ParityOptions, torch_module: Any) -> list[InputCase]:
+    names = _input_names(model)
+    if options.named_inputs:
+        arrays = {name: _read_named(name, path, names) for name, path in options.named_inputs.items()}
+        missing = sorted(set(names) - set(arrays))
+        if missing:
+            raise UsageError(f"--input is missing for model input(s): {', '.join(missing)}")
+        return [InputCase("input", arrays, {"source": {k: str(v) for k, v in options.named_inputs.items()}})]
+    if tuple(names) != AUTOVC_INPUTS:
+        return [_random_case(model)]
+    dim_emb = _static_dim(model, "emb_src", 1)
+    if options.sweep is not None:
+        return _sweep_cases(options.sweep, dim_emb)
+    batch = build_inputs(dim_emb=dim_emb, **options.inputs)
+    return [InputCase("input", batch.arrays, batch.describe())]
+
+
+def _sweep_cases(path: Path, dim_emb: int) -> list[InputCase]:
+    """A metadata.npz (every mel with every speaker pair), or a folder: its metadata.npz plus one
+    case per wav or mel .npy file in it."""
+    path = Path(path)
+    if path.is_file():
+        return metadata_sweep_cases(path)
+    if not path.is_dir():
+        raise UsageError(f"--sweep {path}: no such file or folder")
+    cases = metadata_sweep_cases(path / "metadata.npz") if (path / "metadata.npz").is_file() else []
+    for file in sorted(path.glob("*.wav")) + sorted(path.glob("*.npy")):
+        kind = "wav_files" if file.suffix == ".wav" else "mel_files"
+        batch = build_inputs(dim_emb=dim_emb, **{kind: [file]})
+        cases.append(InputCase(file.name, batch.arrays, batch.describe()))
+    if not cases:
+        raise UsageError(f"--sweep {path}: found no metadata.npz, .wav or .npy inputs")
+    return cases
+
+
+def _input_names(model: onnx.ModelProto) -> list[str]:
+    initialized = {i.name for i in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in initialized]
+
+
+def _static_dim(model: onnx.ModelProto, name: str, axis: int) -> int:
+    value = next(i for i in model.graph.input if i.name == name)
+    return value.type.tensor_type.shape.dim[axis].dim_value
+
+
+def _read_named(name: str, path: Path, names: list[str]) -> np.ndarray:
+    if name not in names:
+        raise UsageError(f"--input {name}: the model has no input of that name (inputs: {', '.join(names)})")
+    return load_npy(path, f"input {name}")
+
+
+def _random_case(model: onnx.ModelProto) -> InputCase:
+    """Seeded normal inputs for a model that is not AutoVC; unknown dims get a fixed size."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    initialized = {i.name for i in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in initialized:
+            continue
+        tensor_type = value.type.tensor_type
+        shape = [d.dim_value if d.dim_value > 0 else GENERIC_DYNAMIC_DIM for d in tensor_type.shape.dim]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
+        arrays[value.name] = rng.standard_normal(shape).astype(dtype)
+    description = {"source": f"seeded random normal (seed 0), unknown dims = {GENERIC_DYNAMIC_DIM}"}
+    return InputCase("random", arrays, description)
