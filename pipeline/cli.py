@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -28,17 +29,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(args)
     except PipelineError as error:
         if args.debug:
-            raise
+            traceback.print_exc()
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
+        if args.debug:
+            traceback.print_exc()
         print("interrupted: no output was written", file=sys.stderr)
         return 130
-    except Exception as error:  # a bug: say so in one line unless --debug
+    except Exception as error:  # a bug: say so in one line, after the traceback with --debug
         if args.debug:
-            raise
+            traceback.print_exc()
+        first_line = (str(error).strip().splitlines() or [""])[0]
         print(
-            f"internal error: {type(error).__name__}: {error} (run again with --debug for the traceback)",
+            f"internal error: {type(error).__name__}: {first_line} (run again with --debug for the traceback)",
             file=sys.stderr,
         )
         return 1
@@ -61,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(commands)
     _add_convert(commands)
     _add_parity(commands)
+    _add_train_parity(commands)
     return parser
 
 
@@ -162,6 +167,28 @@ def _add_parity(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(command=_run_parity)
 
 
+def _add_train_parity(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "train-parity",
+        help="fine-tune AutoVC in torch and in the trainable TF export; compare losses, gradients, Adam steps",
+        description=(
+            "Train the same AutoVC (--checkpoint, or random weights) in PyTorch and in the trainable "
+            "TensorFlow SavedModel on the same batch, with the authors' objective and PyTorch's Adam, "
+            "and compare losses, every gradient, the weights after each step and the BatchNorm running "
+            "statistics. Exit 1 when a tolerance is broken; --report writes report.json/html."
+        ),
+    )
+    p.add_argument("--checkpoint", type=Path, help="AutoVC generator checkpoint (default: random weights, seed 0)")
+    p.add_argument("--freq", type=int, default=32, help="code down-sampling factor of the checkpoint (default 32)")
+    p.add_argument("--steps", type=int, default=10, help="Adam steps to compare (default 10)")
+    p.add_argument("--report", type=Path, help="folder for report.json, report.html, summary.txt")
+    p.add_argument("--data", type=Path, metavar="METADATA.npz",
+                   help="training batch: every mel of an AutoVC metadata.npz (default: the embedded utterance)")
+    p.add_argument("--frames", type=int, default=64, help="frames per utterance, a multiple of --freq (default 64)")
+    _common(p)
+    p.set_defaults(command=_run_train_parity)
+
+
 def _run_export(args: argparse.Namespace) -> int:
     from pipeline.export import ExportOptions, run_export
 
@@ -210,6 +237,16 @@ def _atol_rtol(text: str) -> tuple[float, float]:
     if not sep:
         raise ValueError("expected ATOL,RTOL")
     return float(atol), float(rtol)
+
+
+def _run_train_parity(args: argparse.Namespace) -> int:
+    from pipeline.training import train_parity
+    from pipeline.training.report import summary_table
+
+    result = train_parity(args.checkpoint, args.steps, args.report, freq=args.freq, data=args.data,
+                          frames=args.frames, force=args.force)
+    print(summary_table(result), file=sys.stderr, end="")
+    return 0 if result.passed else 1
 
 
 def _run_convert(args: argparse.Namespace) -> int:
