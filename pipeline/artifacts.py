@@ -5,7 +5,10 @@ when the run succeeds. A failure, Ctrl-C or crash leaves the previous artefact a
 no partial one under the destination name. A ``manifest.json`` marks a folder as ours: an
 existing folder without it is refused unless ``force`` is set, so a typo in ``--out`` cannot
 wipe unrelated files. A lock file beside the destination makes a second concurrent run into
-the same folder fail at once instead of interleaving.
+the same folder fail at once instead of interleaving. A run killed outright (SIGKILL, power
+loss) leaves its hidden temp sibling behind; the next run into the same folder, once it holds the
+lock (so no live run owns them), deletes such leftovers, and puts the previous artefact back if
+the kill came between the two renames that swap the new folder in.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -43,7 +47,9 @@ class AtomicOutputDir:
             parent.mkdir(parents=True, exist_ok=True)
             self._lock_file = open(parent / f".{self.destination.name}.lock", "w")
         except OSError as error:
-            raise UsageError(f"cannot write to output folder {parent}: {error.strerror}") from None
+            blocker = next((p for p in (parent, *parent.parents) if p.exists()), parent)
+            reason = f"{blocker} is not a folder" if not blocker.is_dir() else error.strerror
+            raise UsageError(f"cannot write to output folder {parent}: {reason}") from None
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -51,6 +57,7 @@ class AtomicOutputDir:
             raise PipelineError(
                 f"another run is writing to {self.destination} right now; try again when it has finished"
             ) from None
+        self._remove_leftovers()
         self._temp = Path(tempfile.mkdtemp(prefix=f".{self.destination.name}.partial-", dir=parent))
         return self._temp
 
@@ -79,6 +86,19 @@ class AtomicOutputDir:
                 f"(no {MANIFEST}); choose another --out or pass --force to replace it"
             )
 
+    def _remove_leftovers(self) -> None:
+        """Delete temp siblings of runs into this destination that died (the caller holds the
+        lock, so no live run owns one); a previous artefact caught mid-swap is put back first."""
+        leftover = re.compile(rf"\.{re.escape(self.destination.name)}\.(partial|old)-[a-z0-9_]{{8}}")
+        for sibling in sorted(self.destination.parent.iterdir()):
+            match = leftover.fullmatch(sibling.name)
+            if match is None or not sibling.is_dir() or sibling.is_symlink():
+                continue
+            previous = sibling / "previous"
+            if match.group(1) == "old" and previous.is_dir() and not self.destination.exists():
+                os.rename(previous, self.destination)
+            shutil.rmtree(sibling, ignore_errors=True)
+
     def _publish(self, temp: Path) -> None:
         self.manifest["files"] = sorted(
             str(p.relative_to(temp)) for p in temp.rglob("*") if p.is_file()
@@ -87,13 +107,14 @@ class AtomicOutputDir:
         old = None
         if self.destination.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{self.destination.name}.old-", dir=self.destination.parent))
-            os.rename(self.destination, old / "previous")
         try:
-            os.rename(temp, self.destination)
-        except OSError as error:
             if old is not None:
+                os.rename(self.destination, old / "previous")
+            os.rename(temp, self.destination)
+        except BaseException as error:  # Ctrl-C between the renames too: put the previous one back
+            if old is not None and (old / "previous").is_dir() and not self.destination.exists():
                 os.rename(old / "previous", self.destination)
-            if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            if isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise UsageError(f"cannot write output folder {self.destination}: {error.strerror}") from None
             raise
         finally:

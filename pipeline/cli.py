@@ -2,7 +2,7 @@
 
 Every subcommand prints stage progress on stderr and ends with one line. Failures the user can
 act on print one ``error:`` line and exit 2 (bad arguments or input files) or 1 (a run that
-failed); ``--debug`` shows the traceback instead.
+failed); ``--debug`` prints the traceback first.
 """
 
 from __future__ import annotations
@@ -27,20 +27,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Callable[[argparse.Namespace], int] = args.command
     try:
         return command(args)
-    except PipelineError as error:
+    except (KeyboardInterrupt, Exception) as error:
         if args.debug:
             traceback.print_exc()
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        if args.debug:
-            traceback.print_exc()
-        print("interrupted: no output was written", file=sys.stderr)
-        return 130
-    except Exception as error:  # a bug: say so in one line, after the traceback with --debug
-        if args.debug:
-            traceback.print_exc()
-        first_line = (str(error).strip().splitlines() or [""])[0]
+        # Ctrl-C inside an extension module's import surfaces as an ImportError caused by it.
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, KeyboardInterrupt):
+            cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+        if cause is not None:
+            print("interrupted: no output was written", file=sys.stderr)
+            return 130
+        if isinstance(error, PipelineError):
+            print(f"error: {error}", file=sys.stderr)
+            return error.exit_code
+        first_line = (str(error).strip().splitlines() or [""])[0]  # a bug: say so in one line
         print(
             f"internal error: {type(error).__name__}: {first_line} (run again with --debug for the traceback)",
             file=sys.stderr,

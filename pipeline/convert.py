@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import onnx
+
 from pipeline.artifacts import AtomicOutputDir
+from pipeline.errors import UsageError
 from pipeline.onnx_io import load_onnx
 from pipeline.progress import Progress
 
@@ -13,6 +16,8 @@ def run_convert(model_path: Path, out: Path, *, force: bool = False) -> int:
     progress = Progress()
     with progress.stage("load onnx"):
         model = load_onnx(model_path)
+    with progress.stage("check ops"):
+        _require_supported(model, model_path)
     with AtomicOutputDir(out, force=force) as temp:
         from pipeline.tf_convert import OnnxGraphModule, write_saved_model
 
@@ -22,3 +27,15 @@ def run_convert(model_path: Path, out: Path, *, force: bool = False) -> int:
             write_saved_model(module, temp)
         progress.info(f"SavedModel written to {out}")
     return 0
+
+
+def _require_supported(model: onnx.ModelProto, path: Path) -> None:
+    """One line naming the first node onnx-tf cannot convert (and how many more there are)."""
+    from custom_ops.support import UnsupportedOpError, check_supported
+
+    try:
+        check_supported(model)
+    except UnsupportedOpError as error:
+        more = len(error.nodes) - 1
+        rest = f", and {more} more {'node' if more == 1 else 'nodes'}" if more else ""
+        raise UsageError(f"cannot convert {path}: {error.nodes[0]}{rest}") from None

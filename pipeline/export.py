@@ -16,7 +16,6 @@ from pipeline.inputs import build_inputs
 from pipeline.onnx_io import load_onnx
 from pipeline.parity import Tolerance, run_parity, summary_table, write_report
 from pipeline.progress import Progress
-from pipeline.tf_convert import OnnxGraphModule, write_saved_model
 
 DEFAULT_ARTIFACTS = Path("artifacts")
 # export promises max abs <= 1e-5 between every pair of frameworks on every output.
@@ -49,10 +48,6 @@ def run_export(options: ExportOptions) -> int:
 
     progress = Progress()
     out = options.out or default_output_dir(options)
-    with progress.stage("devices"):
-        plan = resolve_devices(options.device)
-    progress.info(plan.describe())
-
     with progress.stage("load model"):
         if options.checkpoint is not None:
             generator, info = load_generator(options.checkpoint, freq=options.freq)
@@ -64,6 +59,13 @@ def run_export(options: ExportOptions) -> int:
 
     output = AtomicOutputDir(out, force=options.force)
     with output as temp:
+        # Devices and TensorFlow come after every input and the output folder are checked, so
+        # that a bad input fails in seconds.
+        with progress.stage("devices"):
+            plan = resolve_devices(options.device)
+        progress.info(plan.describe())
+        from pipeline.tf_convert import OnnxGraphModule, write_saved_model
+
         onnx_path = temp / "model.onnx"
         with progress.stage("torch -> onnx"):
             exported = export_onnx(

@@ -60,6 +60,8 @@ def build_inputs(
     max_frames: int = DEFAULT_MAX_FRAMES,
 ) -> InputBatch:
     """The batch from user files, or the embedded default when no mel or wav is given."""
+    if max_frames < 1:
+        raise UsageError(f"--max-frames must be at least 1, got {max_frames}")
     mels: list[np.ndarray] = []
     sources: list[str] = []
     for path in mel_files or []:
@@ -75,7 +77,7 @@ def build_inputs(
 
     if not mels:
         batch = default_inputs(dim_emb)
-        if emb_src is None and emb_trg is None:
+        if emb_src is None and emb_trg is None and speaker_encoder is None:
             return batch
         mels, sources = [batch.arrays["mel"][0]], batch.sources
 
@@ -125,12 +127,13 @@ def read_mel(path: Path, max_frames: int = DEFAULT_MAX_FRAMES) -> np.ndarray:
 def read_embeddings(path: Path, batch: int, dim_emb: int) -> np.ndarray:
     """(dim_emb,), (1, dim_emb) or (batch, dim_emb) from ``.npy``, returned as (batch, dim_emb)."""
     array = load_npy(path, "speaker embedding")
+    shape = array.shape
     if array.ndim == 1:
         array = array[None]
     if array.ndim != 2 or array.shape[1] != dim_emb or array.shape[0] not in (1, batch):
         raise UsageError(
             f"speaker embedding {path}: expected shape ({dim_emb},) or ({batch}, {dim_emb}) "
-            f"for this model, got {array.shape}"
+            f"for this model, got {shape}"
         )
     _check_finite(array, f"speaker embedding {path}")
     return np.broadcast_to(array, (batch, dim_emb)).astype(np.float32)

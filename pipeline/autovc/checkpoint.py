@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypedDict
@@ -119,6 +120,8 @@ def read_state_dict(path: Path, container_key: str) -> tuple[dict[str, torch.Ten
         head = f.read(len(_ZIP_MAGIC))
     if not head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
         raise UsageError(f"not a PyTorch checkpoint (neither a zip archive nor a pickle): {path}")
+    if head.startswith(_ZIP_MAGIC) and not _is_torch_archive(path):
+        raise UsageError(f"not a PyTorch checkpoint (a zip archive without data.pkl): {path}")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # any failure to parse the file is a problem with the file
@@ -231,6 +234,17 @@ def _suspect_hyperparameter(key: str) -> str:
 def _check_freq(freq: int) -> None:
     if isinstance(freq, bool) or not isinstance(freq, int) or freq < 1:
         raise UsageError(f"freq must be a positive integer, got {freq!r}")
+
+
+def _is_torch_archive(path: Path) -> bool:
+    """False for a readable zip archive that has no ``data.pkl`` (what ``torch.save`` writes);
+    True otherwise, so that a damaged archive reaches ``torch.load`` and its own message."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return True
+    return any(name == "data.pkl" or name.endswith("/data.pkl") for name in names)
 
 
 def _sha256(path: Path) -> str:
