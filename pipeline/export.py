@@ -7,6 +7,8 @@ Each stage reads as one step below; everything is written into a temp folder tha
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +22,11 @@ from pipeline.progress import Progress
 DEFAULT_ARTIFACTS = Path("artifacts")
 # export promises max abs <= 1e-5 between every pair of frameworks on every output.
 EXPORT_TOLERANCE = Tolerance(atol=1e-5, rtol=0.0)
+# torch's share of an export (tracing, and forward passes on one input) is small: one intra-op
+# thread is as fast on an idle machine and twice as fast on a busy one, where OpenMP workers
+# spin for cores that other processes hold (torch -> onnx: 2 s either way idle; 4.3 s with two
+# threads, 2.1 s with one, at a load of 2.5 on 2 cores).
+TORCH_THREADS = 1
 
 
 @dataclass
@@ -58,7 +65,7 @@ def run_export(options: ExportOptions) -> int:
     inputs = build_inputs(dim_emb=generator.dim_emb, **options.inputs)
 
     output = AtomicOutputDir(out, force=options.force)
-    with output as temp:
+    with output as temp, _torch_threads(TORCH_THREADS):
         # Devices and TensorFlow come after every input and the output folder are checked, so
         # that a bad input fails in seconds.
         with progress.stage("devices"):
@@ -106,6 +113,19 @@ def run_export(options: ExportOptions) -> int:
     progress.info(f"artefacts: {out} (report: {out / 'report' / 'report.html'})")
     print(result.summary_line(), file=sys.stderr)
     return 0 if result.passed else 1
+
+
+@contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``threads`` inside, restored after."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _require_close(errors: dict[str, float], progress: Progress) -> None:

@@ -4,16 +4,22 @@ The built-in handler builds a ``tf.compat.v1`` LSTM cell and caches it at class 
 later LSTM node (and every later ``prepare()``) reuses the first node's cell; on Keras 3 it does
 not run at all. This handler keeps no state outside the graph it builds.
 
-Computation, in plain TF ops (every op in the loop has a GPU kernel), with D directions:
+Two implementations of the recurrence, both in TF ops with CPU and GPU kernels; D directions:
 
-1. One matmul projects the input of every time step and direction:
-   ``X[T*B, F] @ W^T[F, 4*D*H] + (Wb + Rb)``, columns ordered gate, direction, unit.
-2. The projection of a backward direction is reversed in time (only the valid prefix of each
-   batch entry when ``sequence_lens`` is given), so that every direction walks forward.
-3. One ``tf.while_loop`` runs all directions together on the state ``h, c [B, D*H]``
-   (direction-major columns). Per step the only matmuls are ``h_d[B, H] @ R_d^T[H, 4H]``, one
-   per direction (plain 2-D matmuls: a batched matmul over D was several times slower on CPU).
-4. Outputs of backward directions are reversed back.
+A. TF's fused ``BlockLSTM`` op, one per direction (a backward direction runs on the
+   time-reversed input), when it computes exactly this node and its steps are small
+   (:func:`fused_op_applies`, :func:`fused_op_pays`): one kernel runs every step, where a
+   ``tf.while_loop`` pays tens of microseconds of op overhead per step.
+B. Otherwise (any activation, clip, ``input_forget``, ``sequence_lens``, any float type):
+
+   1. One matmul projects the input of every time step and direction:
+      ``X[T*B, F] @ W^T[F, 4*D*H] + (Wb + Rb)``, columns ordered gate, direction, unit.
+   2. The projection of a backward direction is reversed in time (only the valid prefix of each
+      batch entry when ``sequence_lens`` is given), so that every direction walks forward.
+   3. One ``tf.while_loop`` runs all directions together on the state ``h, c [B, D*H]``
+      (direction-major columns). Per step the only matmuls are ``h_d[B, H] @ R_d^T[H, 4H]``, one
+      per direction (plain 2-D matmuls: a batched matmul over D was several times slower on CPU).
+   4. Outputs of backward directions are reversed back.
 
 ONNX conventions: gate order ``i, o, f, c`` in W, R, B (PyTorch's order is ``i, f, g, o``),
 ``i, o, f`` in P; B is ``[Wb, Rb]``. ``layout=0``: X ``[T, B, F]``, Y ``[T, D, B, H]``,
@@ -126,6 +132,7 @@ class _Config:
     layout: int
     clip: float | None
     input_forget: bool
+    default_activations: bool  # sigmoid, tanh, tanh in every direction
     f: Activation
     g: Activation
     h: Activation
@@ -153,6 +160,7 @@ class _Config:
         )
         if specs[3:] == specs[:3]:  # both directions alike: one op per step, not one each
             specs = specs[:3]
+        default_activations = [name for name, _, _ in specs] == ["sigmoid", "tanh", "tanh"] * (len(specs) // 3)
         f, g, h = (_per_direction([_activation(*s) for s in specs[k::3]]) for k in range(3))
         return cls(
             hidden_size=attrs.get("hidden_size"),
@@ -160,6 +168,7 @@ class _Config:
             layout=layout,
             clip=attrs.get("clip"),
             input_forget=bool(attrs.get("input_forget", 0)),
+            default_activations=default_activations,
             f=f,
             g=g,
             h=h,
@@ -194,15 +203,154 @@ def lstm(
     initial_h: tf.Tensor | None = None,
     initial_c: tf.Tensor | None = None,
     p: tf.Tensor | None = None,
+    *,
+    fused_op: bool | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Y, Y_h, Y_c of one ONNX LSTM node (inputs and outputs in the node's layout)."""
-    dtype = x.dtype
+    """Y, Y_h, Y_c of one ONNX LSTM node (inputs and outputs in the node's layout).
+
+    ``fused_op``: run the recurrence as TF's ``BlockLSTM`` op (True; only where
+    :func:`fused_op_applies`) or as the ``tf.while_loop`` (False); None chooses by
+    :func:`fused_op_pays`.
+    """
     dirs = len(config.backward)
     hidden = config.hidden_size or r.shape[-1]
     if hidden is None:
         raise ValueError("LSTM: hidden_size is neither an attribute nor known from R's shape")
     if config.layout == 1:  # X [B, T, F] -> [T, B, F]
         x = tf.transpose(x, [1, 0, 2])
+    batch = tf.shape(x)[1]
+
+    def batch_major(state: tf.Tensor | None) -> tf.Tensor:
+        """ONNX initial state (node's layout) -> ``[B, D*H]``."""
+        if state is None:
+            return tf.zeros([batch, dirs * hidden], x.dtype)
+        if config.layout == 0:
+            state = tf.transpose(state, [1, 0, 2])
+        return tf.reshape(state, [batch, dirs * hidden])
+
+    h, c = batch_major(initial_h), batch_major(initial_c)
+    if fused_op is None:
+        fused_op = fused_op_applies(config, x, w, seq_lens) and fused_op_pays(w, hidden)
+    elif fused_op and not fused_op_applies(config, x, w, seq_lens):
+        raise ValueError("LSTM: BlockLSTM does not implement this node's options")
+    recurrence = _fused_op_recurrence if fused_op else _loop_recurrence
+    y, h, c = recurrence(config, hidden, x, w, r, b, seq_lens, h, c, p)
+    h = tf.reshape(h, [batch, dirs, hidden])
+    c = tf.reshape(c, [batch, dirs, hidden])
+    if config.layout == 0:
+        return tf.transpose(y, [0, 2, 1, 3]), tf.transpose(h, [1, 0, 2]), tf.transpose(c, [1, 0, 2])
+    return tf.transpose(y, [1, 0, 2, 3]), h, c
+
+
+def fused_op_applies(config: _Config, x: tf.Tensor, w: tf.Tensor, seq_lens: tf.Tensor | None) -> bool:
+    """Whether ``BlockLSTM`` computes exactly this node: float32 (its only CPU type besides
+    half), sigmoid/tanh/tanh, no clip (it clips the cell state, ONNX the gate inputs), no
+    ``input_forget``, no ``sequence_lens`` (it takes only a maximum length), and a known
+    input width."""
+    return (
+        x.dtype == tf.float32
+        and config.default_activations
+        and config.clip is None
+        and not config.input_forget
+        and seq_lens is None
+        and w.shape[-1] is not None
+    )
+
+
+def fused_op_pays(w: tf.Tensor, hidden: int) -> bool:
+    """Whether ``BlockLSTM`` is the faster recurrence: when one step's weights are small.
+
+    Each of its steps multiplies ``[x_t, h]`` by all of ``[W; R]``, where the loop multiplies
+    only ``h`` by ``R`` (the input projection is one matmul over all steps before it); but a
+    loop step costs about 25 TF ops of fixed overhead (tens of microseconds on CPU) against one
+    kernel's inner loop. Up to :data:`FUSED_OP_MAX_STEP_WEIGHTS` weights per direction the
+    overhead dominates: AutoVC's 32-unit encoder layers run 2-3x faster fused; 128-unit layers
+    sit at the limit (faster fused at batch 1, slower at batch 8); its 512- and 1024-unit
+    decoder layers run up to 1.5x slower fused. See ``python -m benchmarks --only lstm``.
+    """
+    return (w.shape[-1] + hidden) * 4 * hidden <= FUSED_OP_MAX_STEP_WEIGHTS
+
+
+FUSED_OP_MAX_STEP_WEIGHTS = 2**17
+"""Largest ``(input + hidden) * 4 * hidden`` for which :func:`fused_op_pays` (512 KiB of float32)."""
+
+# ONNX gate blocks i, o, f, c -> BlockLSTM's i, c, f, o. (BlockLSTMV2 orders them i, f, c, o,
+# but TF 2.21 registers BlockLSTM's gradient for it, which assumes i, c, f, o: wrong gradients.)
+_ONNX_TO_ICFO = [0, 3, 2, 1]
+
+def _fused_op_recurrence(
+    config: _Config,
+    hidden: int,
+    x: tf.Tensor,
+    w: tf.Tensor,
+    r: tf.Tensor,
+    b: tf.Tensor | None,
+    seq_lens: tf.Tensor | None,
+    h: tf.Tensor,
+    c: tf.Tensor,
+    p: tf.Tensor | None,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """One ``BlockLSTM`` op per direction (a backward one on the time-reversed input).
+
+    ``x [T, B, F]``, ``h, c [B, D*H]`` -> ``y [T, B, D, H]`` in sequence order and the last
+    ``h, c [B, D*H]``. ``seq_lens`` is None (see :func:`fused_op_applies`).
+    """
+    dirs = len(config.backward)
+    steps = tf.cast(tf.shape(x)[0], tf.int64)
+    zeros = tf.zeros([hidden], x.dtype)
+    h_parts, c_parts = tf.split(h, dirs, axis=1), tf.split(c, dirs, axis=1)
+    ys, hs, cs = [], [], []
+    for d, backward in enumerate(config.backward):
+        # [W_d R_d] per gate, ICFO order -> [F + H, 4H], columns ordered gate, unit.
+        weights = tf.concat(
+            [tf.reshape(w[d], [4, hidden, -1]), tf.reshape(r[d], [4, hidden, hidden])], axis=2
+        )
+        weights = tf.transpose(tf.reshape(tf.gather(weights, _ONNX_TO_ICFO), [4 * hidden, -1]))
+        if b is None:
+            bias = tf.zeros([4 * hidden], x.dtype)
+        else:
+            bias = tf.reshape(tf.gather(tf.reshape(b[d, : 4 * hidden] + b[d, 4 * hidden :], [4, hidden]), _ONNX_TO_ICFO), [-1])
+        p_i, p_o, p_f = tf.split(p[d], 3) if p is not None else (zeros, zeros, zeros)
+        outputs = tf.raw_ops.BlockLSTM(
+            seq_len_max=steps,
+            x=tf.reverse(x, axis=[0]) if backward else x,
+            cs_prev=c_parts[d],
+            h_prev=h_parts[d],
+            w=weights,
+            wci=p_i,
+            wcf=p_f,
+            wco=p_o,
+            b=bias,
+            forget_bias=0.0,
+            cell_clip=-1.0,  # no clipping
+            use_peephole=p is not None,
+        )
+        cell, hidden_states = outputs[1], outputs[6]  # each [T, B, H]
+        hs.append(hidden_states[-1])
+        cs.append(cell[-1])
+        ys.append(tf.reverse(hidden_states, axis=[0]) if backward else hidden_states)
+    return tf.stack(ys, axis=2), tf.concat(hs, axis=1), tf.concat(cs, axis=1)
+
+
+def _loop_recurrence(
+    config: _Config,
+    hidden: int,
+    x: tf.Tensor,
+    w: tf.Tensor,
+    r: tf.Tensor,
+    b: tf.Tensor | None,
+    seq_lens: tf.Tensor | None,
+    h: tf.Tensor,
+    c: tf.Tensor,
+    p: tf.Tensor | None,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The input projection as one matmul, then one ``tf.while_loop`` for all directions.
+
+    ``x [T, B, F]``, ``h, c [B, D*H]`` -> ``y [T, B, D, H]`` in sequence order and the last
+    valid ``h, c [B, D*H]``.
+    """
+    dtype = x.dtype
+    dirs = len(config.backward)
     steps, batch = tf.shape(x)[0], tf.shape(x)[1]
     if seq_lens is not None:
         seq_lens = tf.cast(seq_lens, tf.int32)
@@ -222,15 +370,6 @@ def lstm(
     xw = tf.reshape(xw, [steps, batch, 4 * dirs * hidden])
     xw = tf.TensorArray(dtype, size=steps).unstack(xw)  # read per step (gradient-friendly)
 
-    def batch_major(state: tf.Tensor | None) -> tf.Tensor:
-        """ONNX initial state (node's layout) -> ``[B, D*H]``."""
-        if state is None:
-            return tf.zeros([batch, dirs * hidden], dtype)
-        if config.layout == 0:
-            state = tf.transpose(state, [1, 0, 2])
-        return tf.reshape(state, [batch, dirs * hidden])
-
-    h, c = batch_major(initial_h), batch_major(initial_c)
     # R_d^T [H, 4H] per direction: columns ordered gate, unit.
     r_t = tf.unstack(tf.transpose(r, [0, 2, 1]), dirs)
     if p is not None:  # P [D, 3H] -> p_i, p_o, p_f, each [D*H] direction-major like the state
@@ -279,11 +418,7 @@ def lstm(
     _, h, c, y = tf.while_loop(lambda t, *_: t < steps, step, (tf.constant(0), h, c, y))
     # 4. Backward directions back in sequence order.
     y = _by_direction(tf.reshape(y.stack(), [steps, batch, dirs, hidden]), config, seq_lens)
-    h = tf.reshape(h, [batch, dirs, hidden])
-    c = tf.reshape(c, [batch, dirs, hidden])
-    if config.layout == 0:
-        return tf.transpose(y, [0, 2, 1, 3]), tf.transpose(h, [1, 0, 2]), tf.transpose(c, [1, 0, 2])
-    return tf.transpose(y, [1, 0, 2, 3]), h, c
+    return y, h, c
 
 
 def _optional_input(node: OnnxNode, tensor_dict: dict, index: int) -> tf.Tensor | None:
