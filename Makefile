@@ -7,6 +7,7 @@ EXTRA ?= cpu
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(EXTRA)
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 # Where pip finds the matching torch build when PyPI's default is not it: the CUDA 12 build for
 # EXTRA=gpu (see docs/docker.md); for EXTRA=cpu on a machine whose pip does not already see a CPU
 # wheel, pass TORCH_INDEX=https://download.pytorch.org/whl/cpu.
@@ -16,7 +17,7 @@ endif
 TORCH_INDEX ?=
 PIP_INDEX_FLAGS := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: setup export test lint clean
+.PHONY: setup export test bench clean
 
 setup: $(STAMP)
 
@@ -31,6 +32,9 @@ export: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

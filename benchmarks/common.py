@@ -1,0 +1,129 @@
+"""What every benchmark shares: the machine description, one thread count for every backend,
+interleaved timing, and order statistics."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, memory, load average now, and the library versions measured."""
+    cpu = platform.processor() or "unknown"
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        cpuinfo = ""
+    for line in cpuinfo.splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    versions = {}
+    for package in ("torch", "onnx", "onnxruntime", "tensorflow", "onnx-tf", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "versions": versions,
+        "load_average": load_average(),
+    }
+
+
+def load_average() -> list[float]:
+    """1, 5 and 15 minute load averages (other processes compete for the same cores)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def set_threads(threads: int) -> dict[str, int]:
+    """One intra-op thread count for torch and TensorFlow (inter-op: TF as many as intra, since
+    a bidirectional LSTM's two directions are independent ops; torch runs ops one by one).
+    Must run before TensorFlow executes anything. onnxruntime sessions take theirs from
+    :func:`ort_session_options`."""
+    import tensorflow as tf
+    import torch
+
+    torch.set_num_threads(threads)
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    return {
+        "torch_intra_op": torch.get_num_threads(),
+        "onnxruntime_intra_op": threads,
+        "onnxruntime_inter_op": 1,
+        "tensorflow_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+        "tensorflow_inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
+
+
+def ort_session_options(threads: int) -> Any:
+    """Sequential execution with ``threads`` intra-op threads, all graph optimisations on."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+@dataclass
+class Stats:
+    """Order statistics of repeated wall times, in milliseconds."""
+
+    median: float
+    p10: float
+    p90: float
+    minimum: float
+    runs: int
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> Stats:
+        ms = np.asarray(seconds) * 1e3
+        return cls(
+            median=float(np.median(ms)),
+            p10=float(np.percentile(ms, 10)),
+            p90=float(np.percentile(ms, 90)),
+            minimum=float(ms.min()),
+            runs=len(ms),
+        )
+
+    def to_json(self) -> dict[str, float | int]:
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+
+
+def interleaved(
+    functions: Mapping[str, Callable[[], Any]], repeats: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Wall seconds of ``repeats`` calls of each function, round-robin: in every round each
+    function runs once, starting one later than in the round before, so a change in machine
+    load hits every function alike. ``warmup`` untimed rounds come first."""
+    names = list(functions)
+    for _ in range(warmup):
+        for name in names:
+            functions[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            functions[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median over rounds of numerator / denominator: robust to load changing between rounds."""
+    return float(np.median(np.asarray(numerator) / np.asarray(denominator)))

@@ -1,0 +1,90 @@
+"""``python -m benchmarks``: conversion, inference latency and LSTM benchmarks; a table on the
+terminal, every measurement in ``benchmarks/results/latest.json`` and the tables in
+``benchmarks/RESULTS.md``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import conversion, report
+from .common import machine
+
+HERE = Path(__file__).resolve().parent
+SECTIONS = ("conversion", "latency", "lstm")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    cores = os.cpu_count() or 1
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmark the AutoVC conversion and the converted model against onnxruntime and torch.",
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer shapes and repeats (T <= 512; LSTM at T=128): a few minutes")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections to run (default: {','.join(SECTIONS)})")
+    parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, cores}),
+                        help=f"intra-op threads for every backend; one run per value (default: 1 and {cores})")
+    parser.add_argument("--artifact", type=Path,
+                        help="an export folder (model.onnx, saved_model/, manifest.json) for the latency "
+                             "benchmark; default: the conversion benchmark's export, or a fresh one")
+    parser.add_argument("--results", type=Path, default=HERE / "results" / "latest.json",
+                        help="where the JSON goes (default: benchmarks/results/latest.json)")
+    parser.add_argument("--markdown", type=Path, default=HERE / "RESULTS.md",
+                        help="where the tables go (default: benchmarks/RESULTS.md)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    command = "python -m benchmarks" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    results: dict[str, Any] = {
+        "command": command,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "quick": args.quick,
+        "machine": machine(),
+    }
+    with tempfile.TemporaryDirectory(prefix="autovc-bench-") as scratch:
+        artifact = args.artifact
+        if "conversion" in sections or ("latency" in sections and artifact is None):
+            print("[conversion] python -m pipeline export ...", file=sys.stderr, flush=True)
+            measured = conversion.run_export(Path(scratch) / "export")
+            if "conversion" in sections:
+                results["conversion"] = measured
+                print(report.conversion_table(measured), file=sys.stderr)
+            artifact = artifact or Path(scratch) / "export"
+        for section in ("latency", "lstm"):
+            if section not in sections:
+                continue
+            results[section] = []
+            for threads in args.threads:
+                out = Path(scratch) / f"{section}-{threads}.json"
+                worker = [sys.executable, "-m", "benchmarks.worker", section, "--threads", str(threads),
+                          "--json", str(out)]
+                worker += ["--artifact", str(artifact)] if section == "latency" else []
+                worker += ["--quick"] if args.quick else []
+                env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+                subprocess.run(worker, check=True, cwd=HERE.parent, env=env, stdin=subprocess.DEVNULL)
+                results[section].append(json.loads(out.read_text()))
+    results["machine"]["load_average_end"] = machine()["load_average"]
+
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(results, indent=1) + "\n")
+    markdown = report.render(results)
+    args.markdown.write_text(markdown)
+    print(markdown)
+    print(f"results: {args.results}, tables: {args.markdown}", file=sys.stderr)
+    return 0
