@@ -84,7 +84,10 @@ def export_onnx(
     )
     with warnings.catch_warnings(), torch.no_grad():
         _ignore_expected_export_warnings()
-        exported = _export_to_bytes(module, example, opset, keep_batchnorm)
+        # PRESERVE exports an eval-mode module's BatchNorm as BatchNormalization nodes;
+        # EVAL lets the exporter fold them into the preceding Conv.
+        training = torch.onnx.TrainingMode.PRESERVE if keep_batchnorm else torch.onnx.TrainingMode.EVAL
+        exported = export_to_bytes(module, example, opset=opset, training=training)
     model = onnx.load_from_string(exported)
     onnx.checker.check_model(model, full_check=True)
     model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
@@ -174,9 +177,24 @@ def _ignore_expected_export_warnings() -> None:
     )
 
 
-def _export_to_bytes(
-    module: AutoVC, example: tuple[torch.Tensor, ...], opset: int, keep_batchnorm: bool
+def export_to_bytes(
+    module: torch.nn.Module,
+    example: tuple[torch.Tensor, ...],
+    *,
+    opset: int,
+    input_names: Sequence[str] = INPUT_NAMES,
+    output_names: Sequence[str] = OUTPUT_NAMES,
+    dynamic_axes: Mapping[str, Mapping[int, str]] = DYNAMIC_AXES,
+    training: torch.onnx.TrainingMode = torch.onnx.TrainingMode.PRESERVE,
+    do_constant_folding: bool = True,
 ) -> bytes:
+    """``module`` traced on ``example`` by the legacy TorchScript exporter, as ONNX bytes.
+
+    The defaults are AutoVC's inference export; the trainable export
+    (:mod:`pipeline.training.trainable`) passes its own names, ``TrainingMode.TRAINING`` and
+    ``do_constant_folding=False``. The module's mode is the caller's to set, and so are the
+    warning filters (the caller knows which of the exporter's warnings are expected).
+    """
     buffer = io.BytesIO()
     torch.onnx.export(
         module,
@@ -184,14 +202,10 @@ def _export_to_bytes(
         buffer,
         dynamo=False,
         opset_version=opset,
-        input_names=list(INPUT_NAMES),
-        output_names=list(OUTPUT_NAMES),
-        dynamic_axes=DYNAMIC_AXES,
-        # PRESERVE exports an eval-mode module's BatchNorm as BatchNormalization nodes;
-        # EVAL lets the exporter fold them into the preceding Conv.
-        training=(
-            torch.onnx.TrainingMode.PRESERVE if keep_batchnorm else torch.onnx.TrainingMode.EVAL
-        ),
-        do_constant_folding=True,
+        input_names=list(input_names),
+        output_names=list(output_names),
+        dynamic_axes={name: dict(axes) for name, axes in dynamic_axes.items()},
+        training=training,
+        do_constant_folding=do_constant_folding,
     )
     return buffer.getvalue()

@@ -11,7 +11,7 @@ so every op is served by exactly the handler ``prepare`` would use.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,8 @@ class OnnxGraphModule(tf.Module):
     def __init__(self, model: onnx.ModelProto, *, trainable: bool = False) -> None:
         """Float initializers become ``tf.Variable``s named after them, so that a SavedModel keeps
         them in its ``variables/`` checkpoint rather than as constants in its graph (for AutoVC's
-        114 MB: 2 s less to write, faster to load, same latency); ``trainable`` marks them
+        114 MB: 2 s less to write, 1 s faster to load; see :func:`_stored_layouts` for the
+        weight transposes a constant would have had folded away); ``trainable`` marks them
         trainable (gradients can be taken and an optimizer can update them). Other initializers
         (shapes, axes, indices) stay constants, which handlers may read at trace time."""
         super().__init__(name="onnx_graph")
@@ -70,8 +71,10 @@ class OnnxGraphModule(tf.Module):
         self._graph = model.graph
         self._opset = list(model.opset_import)
         self._handlers = TensorflowBackend._get_handlers(self._opset)
+        self._stored_as = _stored_layouts(self._graph)
         self._initializers = {
-            init.name: _initializer_tensor(init, trainable) for init in self._graph.initializer
+            init.name: _initializer_tensor(init, trainable, self._stored_as.get(init.name))
+            for init in self._graph.initializer
         }
         self._handler_variables = TFModuleHelper._create_handlers_variables_for_graph(
             self._handlers, self._graph, self._initializers
@@ -81,7 +84,7 @@ class OnnxGraphModule(tf.Module):
 
     @tf.autograph.experimental.do_not_convert
     def tensors(self, **inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Every value of the graph; see :func:`_translate` for how nodes are traced."""
+        """Every value of the graph; see :func:`translate_node` for how nodes are traced."""
         from onnx_tf.pb_wrapper import OnnxNode
 
         # onnx-tf keeps each op's version on the handler class, set by the last _get_handlers()
@@ -90,14 +93,20 @@ class OnnxGraphModule(tf.Module):
         values: dict[str, tf.Tensor] = {}
         for graph_input in self.inputs:
             values[graph_input.onnx_name] = inputs[graph_input.tf_name]
-        # Variables are read here, so that every handler sees plain tensors.
-        values.update({name: tf.convert_to_tensor(value) for name, value in self._initializers.items()})
+        # Variables are read here, so that every handler sees plain tensors in ONNX layout.
+        values.update({name: self._onnx_layout(name) for name in self._initializers})
         values.update(self._handler_variables)
         for node_proto in self._graph.node:
             node = OnnxNode(node_proto)
-            results = _translate(node, values, handlers, self._opset)
+            results = translate_node(node, values, handlers, self._opset)
             values.update(zip(node.outputs, results))
         return values
+
+    def _onnx_layout(self, name: str) -> tf.Tensor:
+        """An initializer as ONNX lays it out, whichever way it is stored."""
+        value = tf.convert_to_tensor(self._initializers[name])
+        stored_as = self._stored_as.get(name)
+        return value if stored_as is None else tf.transpose(value, np.argsort(stored_as))
 
     def outputs(self, **inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         values = self.tensors(**inputs)
@@ -119,25 +128,68 @@ def _node_ops(node: Any, values: dict, handlers: dict, opset: list) -> list[tf.T
 _node_ops_autograph = tf.autograph.to_graph(_node_ops)
 
 
-def _translate(node: Any, values: dict, handlers: dict, opset: list) -> list[tf.Tensor]:
-    """One node as plain graph code, or through AutoGraph for a handler that needs it.
+def translate_node(
+    node: Any, values: dict, handlers: dict, opset: list, *, autograph_ops: Collection[str] = ()
+) -> list[tf.Tensor]:
+    """One node (an onnx-tf ``OnnxNode``) as plain graph code, or through AutoGraph for a
+    handler that needs it; ``values`` maps the names of the tensors computed so far.
 
     Converting every handler's source with AutoGraph takes most of the trace time (12 of 17 s
     for AutoVC), and only a few handlers need it: those fail as plain graph code with a
     TypeError (Shape-15 calls ``len()`` on a dynamic shape tensor) and are translated again
-    through AutoGraph. Ops left by the failed attempt are unused and pruned.
+    through AutoGraph. Ops left by the failed attempt are unused and pruned. Nodes whose op type
+    is in ``autograph_ops`` go through AutoGraph directly, without the failed attempt.
     """
+    if node.op_type in autograph_ops:
+        return _node_ops_autograph(node, values, handlers, opset)
     try:
         return _node_ops(node, values, handlers, opset)
     except TypeError:
         return _node_ops_autograph(node, values, handlers, opset)
 
 
-def _initializer_tensor(init: onnx.TensorProto, trainable: bool) -> tf.Tensor | tf.Variable:
+# Handler inputs that the handler transposes on every call, and the permutation it applies:
+# onnx-tf's Conv and ConvTranspose turn their weight [M, C, K...] into TF's [K..., C, M]; our LSTM
+# multiplies by R transposed ([D, 4H, H] -> [D, H, 4H]).
+_HANDLER_TRANSPOSES: dict[tuple[str, int], Callable[[int], tuple[int, ...]]] = {
+    ("Conv", 1): lambda rank: (*range(2, rank), 1, 0),
+    ("ConvTranspose", 1): lambda rank: (*range(2, rank), 1, 0),
+    ("LSTM", 2): lambda rank: (0, 2, 1),
+}
+
+
+def _stored_layouts(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
+    """Initializers to store transposed: those whose every use is a handler input that the handler
+    transposes, all with the same permutation. Stored that way, the module hands the handler
+    ``transpose(variable, inverse)``, the handler's own transpose follows, and TF's graph
+    optimiser removes the pair: no weight is transposed when the model runs (AutoVC: 40 ms of
+    transposes per call with the weights stored as ONNX has them, since a variable, unlike a
+    constant, is not folded)."""
+    ranks = {init.name: len(init.dims) for init in graph.initializer}
+    uses: dict[str, set[tuple[int, ...] | None]] = {}
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name in ranks:
+                permutation = _HANDLER_TRANSPOSES.get((node.op_type, index))
+                uses.setdefault(name, set()).add(permutation(ranks[name]) if permutation else None)
+    return {
+        name: next(iter(found))
+        for name, found in uses.items()
+        if len(found) == 1 and None not in found and len(next(iter(found))) == ranks[name]
+    }
+
+
+def _initializer_tensor(
+    init: onnx.TensorProto, trainable: bool, stored_as: tuple[int, ...] | None
+) -> tf.Tensor | tf.Variable:
+    """A float initializer as a variable (its axes in ``stored_as`` order when given), any other
+    as a constant."""
     value = numpy_helper.to_array(init)
-    if np.issubdtype(value.dtype, np.floating):
-        return tf.Variable(value, name=tf_name(init.name), trainable=trainable)
-    return tf.constant(value)
+    if not np.issubdtype(value.dtype, np.floating):
+        return tf.constant(value)
+    if stored_as is not None:
+        value = np.ascontiguousarray(value.transpose(stored_as))
+    return tf.Variable(value, name=tf_name(init.name), trainable=trainable)
 
 
 def graph_inputs(model: onnx.ModelProto) -> list[GraphInput]:

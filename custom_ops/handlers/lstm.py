@@ -300,12 +300,11 @@ def _fused_op_recurrence(
     zeros = tf.zeros([hidden], x.dtype)
     h_parts, c_parts = tf.split(h, dirs, axis=1), tf.split(c, dirs, axis=1)
     ys, hs, cs = [], [], []
+    w_t, r_t = tf.transpose(w, [0, 2, 1]), tf.transpose(r, [0, 2, 1])  # [D, F, 4H], [D, H, 4H]
     for d, backward in enumerate(config.backward):
-        # [W_d R_d] per gate, ICFO order -> [F + H, 4H], columns ordered gate, unit.
-        weights = tf.concat(
-            [tf.reshape(w[d], [4, hidden, -1]), tf.reshape(r[d], [4, hidden, hidden])], axis=2
-        )
-        weights = tf.transpose(tf.reshape(tf.gather(weights, _ONNX_TO_ICFO), [4 * hidden, -1]))
+        # [W_d^T; R_d^T] -> [F + H, 4H], columns ordered gate (ICFO), unit.
+        weights = tf.reshape(tf.concat([w_t[d], r_t[d]], axis=0), [-1, 4, hidden])
+        weights = tf.reshape(tf.gather(weights, _ONNX_TO_ICFO, axis=1), [-1, 4 * hidden])
         if b is None:
             bias = tf.zeros([4 * hidden], x.dtype)
         else:
@@ -370,7 +369,8 @@ def _loop_recurrence(
     xw = tf.reshape(xw, [steps, batch, 4 * dirs * hidden])
     xw = tf.TensorArray(dtype, size=steps).unstack(xw)  # read per step (gradient-friendly)
 
-    # R_d^T [H, 4H] per direction: columns ordered gate, unit.
+    # R_d^T [H, 4H] per direction: columns ordered gate, unit. (The converter stores R
+    # transposed, so that this transpose cancels against its inverse: see pipeline.tf_convert.)
     r_t = tf.unstack(tf.transpose(r, [0, 2, 1]), dirs)
     if p is not None:  # P [D, 3H] -> p_i, p_o, p_f, each [D*H] direction-major like the state
         p = tf.transpose(tf.reshape(p, [dirs, 3, hidden]), [1, 0, 2])

@@ -1,7 +1,8 @@
 """A trainable TensorFlow module built from ONNX graphs exported by PyTorch.
 
-Export (:func:`export_training_onnx`): the legacy TorchScript exporter with
-``training=TrainingMode.TRAINING`` and ``do_constant_folding=False``. Then
+Export (:func:`export_onnx`, through :func:`pipeline.onnx_export.export_to_bytes`): the legacy
+TorchScript exporter with ``training=TrainingMode.TRAINING`` and ``do_constant_folding=False``.
+Then
 
 * every PyTorch parameter and buffer the forward reads stays an ONNX initializer named after
   it (``encoder.lstm.weight_ih_l0``, with the wrapper's attribute as prefix), and the gate
@@ -27,12 +28,10 @@ buffers; the export therefore traces a deep copy.
 from __future__ import annotations
 
 import copy
-import io
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -43,7 +42,8 @@ from torch import nn
 import custom_ops
 from custom_ops.support import check_supported
 from pipeline.autovc.model import N_MELS, AutoVC, Generator
-from pipeline.tf_convert import graph_inputs, tf_name
+from pipeline.onnx_export import export_to_bytes
+from pipeline.tf_convert import graph_inputs, tf_name, translate_node
 
 from .losses import LossTerms, autovc_loss
 
@@ -73,22 +73,19 @@ def export_onnx(
     initializers keep the PyTorch names: train mode (``training``) or eval mode with BatchNorm
     nodes kept."""
     module = copy.deepcopy(module).train(training)
-    buffer = io.BytesIO()
     with warnings.catch_warnings():
         _ignore_expected_export_warnings()
-        torch.onnx.export(
+        exported = export_to_bytes(
             module,
             example,
-            buffer,
-            dynamo=False,
-            opset_version=OPSET,
-            input_names=list(input_names),
-            output_names=list(output_names),
-            dynamic_axes={name: dict(axes) for name, axes in dynamic_axes.items()},
+            opset=OPSET,
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
             training=torch.onnx.TrainingMode.TRAINING if training else torch.onnx.TrainingMode.PRESERVE,
             do_constant_folding=False,
         )
-    model = onnx.load_from_string(buffer.getvalue())
+    model = onnx.load_from_string(exported)
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -217,8 +214,7 @@ class TrainableGraph(tf.Module):
         values.update(zip(real_inputs, inputs))
         for node_proto in graph.node:
             node = OnnxNode(node_proto)
-            translate = _translate_autograph if node_proto.op_type in AUTOGRAPH_OPS else _translate
-            results = translate(node, values, handlers, opset)
+            results = translate_node(node, values, handlers, opset, autograph_ops=AUTOGRAPH_OPS)
             values.update(zip(node.outputs, results))
             if _updates_running_stats(node_proto):
                 values[node_proto.input[3]] = results[1]
@@ -247,16 +243,6 @@ class TrainableGraph(tf.Module):
 
     def _inference(self, *inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         return self._run(self._inference_graph, self._inference_opset, inputs, self._values())
-
-
-def _translate(node: Any, values: dict, handlers: dict, opset: list) -> list[tf.Tensor]:
-    """One node through its onnx-tf handler (the table ``prepare()`` would use)."""
-    from onnx_tf.backend import TensorflowBackend
-
-    return TensorflowBackend._onnx_node_to_tensorflow_op(node, values, handlers, opset=opset, strict=True)
-
-
-_translate_autograph = tf.autograph.to_graph(_translate)
 
 
 def _updates_running_stats(node: onnx.NodeProto) -> bool:
