@@ -45,6 +45,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _conversion(results["conversion"])
     for run in results.get("latency", []):
         lines += _latency(run)
+    for run in results.get("profile", []):
+        lines += _profile(run)
     for run in results.get("lstm", []):
         lines += _lstm(run)
     return "\n".join(lines)
@@ -139,3 +141,48 @@ def _lstm(run: dict[str, Any]) -> list[str]:
 
 def _ms_fine(stats: dict[str, float]) -> str:
     return f"{stats['median']:.1f} ({stats['p10']:.1f}-{stats['p90']:.1f})"
+
+
+PROFILE_ROWS = 8
+"""Op types listed per backend; the rest are summed in one row."""
+
+
+def _profile(run: dict[str, Any]) -> list[str]:
+    threads = run["threads"]["tensorflow_intra_op"]
+    lines = []
+    for shape in run["shapes"]:
+        tf_, ort = shape["tf"], shape["onnxruntime"]
+        lines += [
+            f"## Where the time goes: B={shape['batch']}, T={shape['frames']}, {threads} thread(s)",
+            "",
+            ("One profiled call each (after a warm-up call; profiling adds a little). TF: kernel time per op "
+            "type from `tf.profiler`; *untraced* is the rest of the call: executor scheduling, loop control "
+            "and ops too cheap to be traced. onnxruntime: its profiler, per op type (its LSTM op includes the "
+            "input projection and the gates)."),
+            "",
+            f"TF: {tf_['wall_ms']:.0f} ms, of which inside the LSTM while loops "
+            f"{tf_['by_place_ms'].get('inside while loops', 0.0):.0f} ms, outside "
+            f"{tf_['by_place_ms'].get('outside loops', 0.0):.0f} ms, untraced {tf_['untraced_ms']:.0f} ms. "
+            f"onnxruntime: {ort['wall_ms']:.0f} ms.",
+            "",
+            "| TF op type | calls | ms | onnxruntime op type | calls | ms |",
+            "|---|---:|---:|---|---:|---:|",
+        ]
+        tf_rows, ort_rows = _top(tf_), _top(ort)
+        for i in range(max(len(tf_rows), len(ort_rows))):
+            left = tf_rows[i] if i < len(tf_rows) else ("", "", "")
+            right = ort_rows[i] if i < len(ort_rows) else ("", "", "")
+            lines.append("| " + " | ".join((*left, *right)) + " |")
+        lines.append("")
+    return lines
+
+
+def _top(profile: dict[str, Any]) -> list[tuple[str, str, str]]:
+    ops = list(profile["by_op_ms"].items())
+    rows = [(op, str(profile["calls"][op]), f"{ms:.1f}") for op, ms in ops[:PROFILE_ROWS]]
+    rest = ops[PROFILE_ROWS:]
+    if rest:
+        rows.append((f"{len(rest)} other op types", str(sum(profile["calls"][op] for op, _ in rest)),
+                     f"{sum(ms for _, ms in rest):.1f}"))
+    rows.append(("*untraced*", "", f"{profile['untraced_ms']:.1f}"))
+    return rows

@@ -13,7 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-LATENCY, LSTM = "latency", "lstm"
+LATENCY, LSTM, PROFILE = "latency", "lstm", "profile"
+PROFILE_SHAPES = ((1, 512), (8, 512))
+"""The shapes of the latency targets, profiled per op type."""
 
 
 def _latency_shapes(quick: bool) -> list[Any]:
@@ -29,7 +31,7 @@ def _latency_shapes(quick: bool) -> list[Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.worker")
-    parser.add_argument("section", choices=(LATENCY, LSTM))
+    parser.add_argument("section", choices=(LATENCY, LSTM, PROFILE))
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--artifact", type=Path)
@@ -44,6 +46,11 @@ def main(argv: list[str] | None = None) -> None:
         from . import latency
 
         result = latency.run(args.artifact, _latency_shapes(args.quick), args.threads)
+    elif args.section == PROFILE:
+        from . import profile
+
+        shapes = PROFILE_SHAPES[:1] if args.quick else PROFILE_SHAPES
+        result = {"shapes": [profile.run(args.artifact, b, t, args.threads) for b, t in shapes]}
     else:
         from . import lstm
 

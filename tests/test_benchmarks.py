@@ -55,3 +55,21 @@ def test_a_small_lstm_run_is_exact_and_renders() -> None:
     markdown = report.render(results)
     assert "## One LSTM layer, T=5, 1 thread(s)" in markdown
     assert "| tiny | 6 | 4 | 2 | 2 |" in markdown
+
+
+def test_profile_of_a_real_export_attributes_time_to_op_types(exported_autovc) -> None:
+    from benchmarks import profile
+
+    out, _ = exported_autovc
+    result = profile.run(out, batch=1, frames=64, threads=1)
+    tf_, ort = result["tf"], result["onnxruntime"]
+    # The LSTM handler's recurrent matmuls run inside while loops; onnxruntime has LSTM nodes.
+    assert tf_["calls"]["MatMul"] >= 64 and tf_["by_place_ms"]["inside while loops"] > 0
+    assert ort["calls"]["LSTM"] == 5
+    for backend in (tf_, ort):  # (kernels may overlap, and sum past the wall time, on several threads)
+        assert backend["kernels_ms"] > 0 and backend["wall_ms"] > 0
+    results = {"command": "python -m benchmarks --only profile", "created_utc": "now", "quick": True,
+               "machine": machine(), "profile": [{"threads": {"tensorflow_intra_op": 1}, "shapes": [result]}]}
+    markdown = report.render(results)
+    assert "## Where the time goes: B=1, T=64, 1 thread(s)" in markdown
+    assert "| MatMul | " in markdown and "| LSTM | 5 | " in markdown
