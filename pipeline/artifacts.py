@@ -100,6 +100,10 @@ class AtomicOutputDir:
             shutil.rmtree(sibling, ignore_errors=True)
 
     def _publish(self, temp: Path) -> None:
+        if "provenance" not in self.manifest:
+            from pipeline.provenance import collect
+
+            self.manifest["provenance"] = collect()  # tool version, git commit, command line
         self.manifest["files"] = sorted(
             str(p.relative_to(temp)) for p in temp.rglob("*") if p.is_file()
         )

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 from pipeline.errors import PipelineError, UsageError
 from pipeline.inputs import DEFAULT_MAX_FRAMES
+from pipeline.parity.chunks import DEFAULT_CHUNK_FRAMES
 from pipeline.parity.metrics import DEFAULT_TOLERANCE
 
 
@@ -23,6 +24,9 @@ from pipeline.parity.metrics import DEFAULT_TOLERANCE
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from pipeline.provenance import record_command
+
+    record_command(sys.argv[1:] if argv is None else argv, parser.prog)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     command: Callable[[argparse.Namespace], int] = args.command
     try:
@@ -93,6 +97,19 @@ def _input_flags(parser: argparse.ArgumentParser) -> None:
                        help="compute source embeddings from each input with the AutoVC speaker encoder (model_b)")
     group.add_argument("--max-frames", type=int, default=DEFAULT_MAX_FRAMES,
                        help=f"refuse inputs longer than this many frames (default {DEFAULT_MAX_FRAMES})")
+    parser.add_argument("--parity-chunk-frames", type=_frames_budget, default=DEFAULT_CHUNK_FRAMES, metavar="N",
+                        help="run the parity check on batch chunks of at most N frames (rows x padded length; "
+                        f"an utterance longer than N is a chunk of its own; 0: never split; default {DEFAULT_CHUNK_FRAMES})")
+
+
+def _frames_budget(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of frames >= 0 (0: never split), got {text!r}")
+    return value
 
 
 def _input_options(args: argparse.Namespace) -> dict:
@@ -107,7 +124,8 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
         description=(
             "Build AutoVC (from --checkpoint, or seeded random weights when none is given), export it "
             "to ONNX, import it into TensorFlow with our handlers, write a SavedModel and check all "
-            "three frameworks agree. Output folder: model.onnx, saved_model/, report/, manifest.json."
+            "three frameworks agree. Output folder: model.onnx, saved_model/, report/, manifest.json "
+            "(and trainable/ with --trainable)."
         ),
     )
     p.add_argument("--checkpoint", type=Path, help="AutoVC generator checkpoint (autovc.ckpt: {'model': state_dict})")
@@ -117,6 +135,9 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--fold-batchnorm", action="store_true",
                    help="fold BatchNorm into the preceding Conv (default: keep BatchNormalization nodes)")
+    p.add_argument("--trainable", action="store_true",
+                   help="also write trainable/: a TF SavedModel to fine-tune, variables named after the "
+                   "PyTorch parameters, with train_forward, loss and inference (about 30 s and 115 MB more)")
     _device(p)
     _input_flags(p)
     _common(p)
@@ -201,7 +222,9 @@ def _run_export(args: argparse.Namespace) -> int:
         keep_batchnorm=not args.fold_batchnorm,
         device=args.device,
         force=args.force,
+        trainable=args.trainable,
         inputs=_input_options(args),
+        parity_chunk_frames=args.parity_chunk_frames,
     )
     return run_export(options)
 
@@ -217,7 +240,7 @@ def _run_parity(args: argparse.Namespace) -> int:
         inputs=_input_options(args), atol=args.atol, rtol=args.rtol,
         per_output={name: Tolerance(*value) for name, value in
                     (_key_value(item, "--tolerance", _atol_rtol) for item in args.tolerance)},
-        per_layer=not args.no_per_layer,
+        per_layer=not args.no_per_layer, chunk_frames=args.parity_chunk_frames,
     )
     return run_parity_command(options)
 

@@ -11,12 +11,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from pipeline import provenance
 from pipeline.artifacts import AtomicOutputDir
 from pipeline.errors import PipelineError
 from pipeline.inputs import build_inputs
 from pipeline.onnx_io import load_onnx
 from pipeline.parity import Tolerance, run_parity, summary_table, write_report
+from pipeline.parity.chunks import DEFAULT_CHUNK_FRAMES
 from pipeline.progress import Progress
 
 DEFAULT_ARTIFACTS = Path("artifacts")
@@ -39,7 +42,9 @@ class ExportOptions:
     keep_batchnorm: bool = True
     device: str = "auto"
     force: bool = False
+    trainable: bool = False  # also write trainable/ (pipeline.training.write_trainable)
     inputs: dict = field(default_factory=dict)  # keyword arguments of pipeline.inputs.build_inputs
+    parity_chunk_frames: int = DEFAULT_CHUNK_FRAMES  # frames budget per parity batch chunk (0: never split)
 
 
 def default_output_dir(options: ExportOptions) -> Path:
@@ -63,6 +68,7 @@ def run_export(options: ExportOptions) -> int:
         module = AutoVC(generator).eval()
     progress.info(f"  weights: {info['label']}")
     inputs = build_inputs(dim_emb=generator.dim_emb, **options.inputs)
+    input_files = provenance.build_input_files(checkpoint=options.checkpoint, **options.inputs)
 
     output = AtomicOutputDir(out, force=options.force)
     with output as temp, _torch_threads(TORCH_THREADS):
@@ -89,7 +95,8 @@ def run_export(options: ExportOptions) -> int:
             tf_module = OnnxGraphModule(load_onnx(onnx_path))
         with progress.stage("write savedmodel"):
             write_saved_model(tf_module, temp / "saved_model")
-        del tf_module
+        if options.trainable:
+            _write_trainable(generator, temp / "trainable", progress)
 
         with progress.stage("parity"):
             result = run_parity(
@@ -97,6 +104,8 @@ def run_export(options: ExportOptions) -> int:
                 torch_module=module, ort_providers=plan.ort_providers, tf_device=plan.tf_device,
                 default_tolerance=EXPORT_TOLERANCE, weights_origin=info["label"], devices=plan.to_json(),
                 input_description=inputs.describe(), progress=progress,
+                chunk_frames=options.parity_chunk_frames, input_files=input_files, paths_relative_to=temp,
+                tf_module=tf_module,
             )
             write_report(result, temp / "report")
         output.manifest.update({
@@ -108,11 +117,25 @@ def run_export(options: ExportOptions) -> int:
             "devices": plan.to_json(),
             "parity": "pass" if result.passed else "fail",
             "timings_s": progress.timings,
+            "provenance": provenance.collect(input_files),
         })
     progress.info(summary_table(result))
     progress.info(f"artefacts: {out} (report: {out / 'report' / 'report.html'})")
     print(result.summary_line(), file=sys.stderr)
     return 0 if result.passed else 1
+
+
+def _write_trainable(generator: Any, directory: Path, progress: Progress) -> None:
+    """The trainable SavedModel (variables named after the PyTorch parameters and buffers)
+    into ``directory``. Its export traces CPU tensors: a generator on the GPU is copied to the
+    CPU, the one the parity stage runs stays where it is."""
+    import copy
+
+    from pipeline.training import write_trainable
+
+    with progress.stage("write trainable"):
+        on_cpu = all(p.device.type == "cpu" for p in [*generator.parameters(), *generator.buffers()])
+        write_trainable(generator if on_cpu else copy.deepcopy(generator).cpu(), directory)
 
 
 @contextmanager

@@ -11,7 +11,7 @@ so every op is served by exactly the handler ``prepare`` would use.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,9 +49,9 @@ class GraphInput:
 class OnnxGraphModule(tf.Module):
     """An ONNX graph translated node by node by onnx-tf handlers.
 
-    ``outputs(**inputs)`` gives the graph outputs keyed by ONNX name; ``tensors(**inputs)``
-    gives every value in the graph (initializers, inputs and every node output), which the
-    per-layer parity check uses.
+    ``tensors(**inputs)`` gives every value in the graph (initializers, inputs and every node
+    output); :meth:`node_outputs_function` traces the node outputs once, for the per-layer parity
+    check and for :meth:`serving_function`, the graph outputs keyed by TF name.
     """
 
     def __init__(self, model: onnx.ModelProto, *, trainable: bool = False) -> None:
@@ -81,6 +81,7 @@ class OnnxGraphModule(tf.Module):
         )
         self.inputs = graph_inputs(model)
         self.output_names = [o.name for o in self._graph.output]
+        self._node_outputs: tf.types.experimental.ConcreteFunction | None = None
 
     @tf.autograph.experimental.do_not_convert
     def tensors(self, **inputs: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -108,14 +109,37 @@ class OnnxGraphModule(tf.Module):
         stored_as = self._stored_as.get(name)
         return value if stored_as is None else tf.transpose(value, np.argsort(stored_as))
 
-    def outputs(self, **inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-        values = self.tensors(**inputs)
-        return {tf_name(name): tf.identity(values[name], name=tf_name(name)) for name in self.output_names}
+    def node_outputs_function(self) -> tf.types.experimental.ConcreteFunction:
+        """Every node output (and graph output) that is a tensor, keyed by ONNX name, traced once
+        for the dynamic input signature; later calls return the same function. The serving
+        function and the per-layer parity check share this one trace (2-4 s for AutoVC)."""
+        if self._node_outputs is None:
+            wanted = [name for node in self._graph.node for name in node.output if name]
+            wanted += [name for name in self.output_names if name not in wanted]
+
+            def node_outputs(**inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+                values = self.tensors(**inputs)
+                return {name: values[name] for name in wanted if isinstance(values.get(name), tf.Tensor)}
+
+            function: Callable = tf.function(node_outputs, autograph=False)
+            self._node_outputs = function.get_concrete_function(**self.input_signature())
+        return self._node_outputs
 
     def serving_function(self) -> tf.types.experimental.ConcreteFunction:
-        """``outputs`` traced once for the dynamic input signature."""
-        function: Callable = tf.function(self.outputs, autograph=False)
-        return function.get_concrete_function(**{i.tf_name: i.spec() for i in self.inputs})
+        """The graph outputs, keyed by their TF names: a call of :meth:`node_outputs_function`
+        (TF's optimiser inlines it and prunes what the outputs do not need)."""
+        node_outputs = self.node_outputs_function()
+
+        def outputs(**inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+            values = node_outputs(**inputs)
+            return {tf_name(name): tf.identity(values[name], name=tf_name(name)) for name in self.output_names}
+
+        function: Callable = tf.function(outputs, autograph=False)
+        return function.get_concrete_function(**self.input_signature())
+
+    def input_signature(self) -> dict[str, tf.TensorSpec]:
+        """The graph inputs as keyword TensorSpecs (dynamic dims are None)."""
+        return {i.tf_name: i.spec() for i in self.inputs}
 
 
 def _node_ops(node: Any, values: dict, handlers: dict, opset: list) -> list[tf.Tensor]:
@@ -128,20 +152,16 @@ def _node_ops(node: Any, values: dict, handlers: dict, opset: list) -> list[tf.T
 _node_ops_autograph = tf.autograph.to_graph(_node_ops)
 
 
-def translate_node(
-    node: Any, values: dict, handlers: dict, opset: list, *, autograph_ops: Collection[str] = ()
-) -> list[tf.Tensor]:
+def translate_node(node: Any, values: dict, handlers: dict, opset: list) -> list[tf.Tensor]:
     """One node (an onnx-tf ``OnnxNode``) as plain graph code, or through AutoGraph for a
     handler that needs it; ``values`` maps the names of the tensors computed so far.
 
     Converting every handler's source with AutoGraph takes most of the trace time (12 of 17 s
     for AutoVC), and only a few handlers need it: those fail as plain graph code with a
-    TypeError (Shape-15 calls ``len()`` on a dynamic shape tensor) and are translated again
-    through AutoGraph. Ops left by the failed attempt are unused and pruned. Nodes whose op type
-    is in ``autograph_ops`` go through AutoGraph directly, without the failed attempt.
+    TypeError (e.g. a ``len()`` of a dynamic shape tensor) and are translated again through
+    AutoGraph. Ops left by the failed attempt are unused and pruned. (onnx-tf's Shape-15 was
+    one; ours, ``custom_ops.handlers.shape``, needs no AutoGraph.)
     """
-    if node.op_type in autograph_ops:
-        return _node_ops_autograph(node, values, handlers, opset)
     try:
         return _node_ops(node, values, handlers, opset)
     except TypeError:

@@ -88,3 +88,20 @@ def test_no_weight_transpose_survives_optimisation_and_outputs_match_onnxruntime
     np.testing.assert_allclose(got["Y"].numpy(), expected[0], atol=1e-5, rtol=0)
     if shared:
         np.testing.assert_allclose(got["doubled"].numpy(), expected[1], atol=1e-6, rtol=0)
+
+
+def test_serving_function_and_per_layer_check_share_one_trace() -> None:
+    from pipeline.parity.layers import tf_node_outputs
+
+    model = _model()
+    module = OnnxGraphModule(model)
+    traced = module.node_outputs_function()
+    assert module.node_outputs_function() is traced
+    x = RNG.normal(size=(1, CHANNELS, 5)).astype(np.float32)
+    served = module.serving_function()(x=tf.constant(x))
+    shared = tf_node_outputs(model, {"x": x}, None, module)
+    fresh = tf_node_outputs(model, {"x": x}, None)
+    assert set(shared) == set(fresh) >= {"conv", "seq", "Y"}
+    for name in fresh:
+        np.testing.assert_array_equal(shared[name], fresh[name], err_msg=name)
+    np.testing.assert_array_equal(served["Y"].numpy(), shared["Y"])

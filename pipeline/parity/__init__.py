@@ -12,11 +12,13 @@ Typical use::
 """
 
 from .cases import InputCase, metadata_sweep_cases, pad_batch
+from .chunks import DEFAULT_CHUNK_FRAMES, ChunkPlan, plan_chunks
 from .layers import LayerReport, NodeComparison, localise, torch_module_for_node
 from .metrics import (
     DEFAULT_TOLERANCE,
     REL_ERR_FLOOR,
     ArrayComparison,
+    ComparisonTotals,
     Tolerance,
     compare_arrays,
 )
@@ -25,9 +27,12 @@ from .run import PairComparison, ParityResult, run_parity, run_sweep
 from .terminal import summary_table
 
 __all__ = [
+    "DEFAULT_CHUNK_FRAMES",
     "DEFAULT_TOLERANCE",
     "REL_ERR_FLOOR",
     "ArrayComparison",
+    "ChunkPlan",
+    "ComparisonTotals",
     "InputCase",
     "LayerReport",
     "NodeComparison",
@@ -38,6 +43,7 @@ __all__ = [
     "localise",
     "metadata_sweep_cases",
     "pad_batch",
+    "plan_chunks",
     "run_parity",
     "run_sweep",
     "summary_table",

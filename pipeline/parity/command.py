@@ -21,8 +21,10 @@ from pipeline.errors import UsageError
 from pipeline.inputs import build_inputs, load_npy
 from pipeline.onnx_io import load_onnx
 from pipeline.progress import Progress
+from pipeline.provenance import build_input_files
 
 from .cases import InputCase, metadata_sweep_cases
+from .chunks import DEFAULT_CHUNK_FRAMES
 from .metrics import DEFAULT_TOLERANCE, Tolerance
 from .report import write_report
 from .run import run_sweep
@@ -47,6 +49,7 @@ class ParityOptions:
     rtol: float = DEFAULT_TOLERANCE.rtol
     per_output: dict[str, Tolerance] = field(default_factory=dict)
     per_layer: bool = True
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES
 
 
 def run_parity_command(options: ParityOptions) -> int:
@@ -65,12 +68,33 @@ def run_parity_command(options: ParityOptions) -> int:
         torch_module=torch_module, ort_providers=plan.ort_providers, tf_device=plan.tf_device,
         default_tolerance=Tolerance(options.atol, options.rtol), tolerances=options.per_output,
         per_layer=options.per_layer, weights_origin=weights, devices=plan.to_json(), progress=progress,
+        chunk_frames=options.chunk_frames, input_files=_input_files(options),
     )
     write_report(result, options.report)
     progress.info(summary_table(result))
     progress.info(f"report: {options.report / 'report.html'}")
     print(result.summary_line(), file=sys.stderr)
     return 0 if result.passed else 1
+
+
+def _input_files(options: ParityOptions) -> list[tuple[str, Path | None]]:
+    """Every file the inputs and the PyTorch weights were read from (the ONNX model and the
+    SavedModel are added by the run)."""
+    if options.named_inputs:
+        files: list[tuple[str, Path | None]] = [(f"input {n}", p) for n, p in options.named_inputs.items()]
+    elif options.sweep is not None:
+        files = [("sweep", p) for p in _sweep_files(Path(options.sweep))]
+    else:
+        files = build_input_files(**options.inputs)
+    return [("checkpoint", options.checkpoint), *files]
+
+
+def _sweep_files(path: Path) -> list[Path]:
+    """The files :func:`_sweep_cases` reads."""
+    if path.is_file():
+        return [path]
+    found = [path / "metadata.npz"] if (path / "metadata.npz").is_file() else []
+    return found + sorted(path.glob("*.wav")) + sorted(path.glob("*.npy"))
 
 
 def _torch_module(model: onnx.ModelProto, options: ParityOptions) -> tuple[Any, str]:

@@ -13,12 +13,16 @@ error is that of its worst output. Errors propagate, so the first node in topolo
 (the ONNX node order) that exceeds tolerance is where the backends first diverge. Nodes are
 mapped back to PyTorch modules through the legacy exporter's scope names
 (:func:`torch_module_for_node`). Non-float and empty outputs are skipped.
+
+Node outputs have no common batch axis (an ONNX LSTM's is axis 2), so they cannot be compared
+as running totals over batch chunks like the model outputs: a parity run that splits its batch
+localises on one chunk, the one holding the largest error, and says so in ``LayerReport.input``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -78,6 +82,9 @@ class LayerReport:
     nodes: list[NodeComparison]
     nodes_total: int
     top_k: int = DEFAULT_TOP_K
+    input: dict[str, Any] = field(default_factory=dict)
+    """Which inputs the nodes ran on: ``case``, ``chunk`` (1-based), ``chunks``, ``rows``
+    [start, stop) of the case's batch, ``whole_case`` (False: one batch chunk only)."""
 
     @property
     def first_divergence(self) -> NodeComparison | None:
@@ -97,6 +104,7 @@ class LayerReport:
             "nodes_total": self.nodes_total,
             "nodes_compared": len(self.nodes),
             "nodes_skipped": self.nodes_total - len(self.nodes),
+            "input": dict(self.input) or None,
             "nodes": [node.to_json() for node in self.nodes],
         }
 
@@ -149,11 +157,13 @@ def localise(
     allow_tf32: bool = False,
     module_names: Collection[str] | None = None,
     top_k: int = DEFAULT_TOP_K,
+    tf_module: Any = None,
 ) -> LayerReport:
     """Compare every node output of ``model`` between onnxruntime and TensorFlow (TensorFlow's
-    TensorFloat-32 setting is the caller's: see :func:`pipeline.parity.backends.float32_precision`)."""
+    TensorFloat-32 setting is the caller's: see :func:`pipeline.parity.backends.float32_precision`).
+    ``tf_module``: ``model`` already imported as an ``OnnxGraphModule`` (see :func:`tf_node_outputs`)."""
     ort_values = ort_node_outputs(model, inputs, ort_providers, allow_tf32)
-    tf_values = tf_node_outputs(model, inputs, tf_device)
+    tf_values = tf_node_outputs(model, inputs, tf_device, tf_module)
     nodes = []
     for index, node in enumerate(model.graph.node):
         compared = [
@@ -205,23 +215,17 @@ def ort_node_outputs(
 
 
 def tf_node_outputs(
-    model: onnx.ModelProto, inputs: dict[str, np.ndarray], device: str | None
+    model: onnx.ModelProto, inputs: dict[str, np.ndarray], device: str | None, module: Any = None
 ) -> dict[str, np.ndarray]:
-    """Every non-empty float node output, computed by the onnx-tf translation of ``model``."""
+    """Every non-empty float node output, computed by the onnx-tf translation of ``model``:
+    ``module`` (an ``OnnxGraphModule`` of ``model``) or a fresh import. The node outputs are
+    traced for the graph's input signature (dynamic dims stay None), as the SavedModel is."""
     import tensorflow as tf
 
     from pipeline.tf_convert import OnnxGraphModule, tf_name
 
-    module = OnnxGraphModule(model)
-    wanted = [name for node in model.graph.node for name in node.output if name]
-
-    def node_outputs(**feeds: tf.Tensor) -> dict[str, tf.Tensor]:
-        values = module.tensors(**feeds)
-        return {name: values[name] for name in wanted if isinstance(values.get(name), tf.Tensor)}
-
     with tf.device(device or default_tf_device()):
-        # Traced for the graph's input signature (dynamic dims stay None), as the SavedModel is.
-        traced = tf.function(node_outputs).get_concrete_function(**{i.tf_name: i.spec() for i in module.inputs})
+        traced = (module or OnnxGraphModule(model)).node_outputs_function()
         values = traced(**{tf_name(name): tf.constant(value) for name, value in inputs.items()})
     arrays = {name: value.numpy() for name, value in values.items()}
     return {name: value for name, value in arrays.items() if _comparable(value)}

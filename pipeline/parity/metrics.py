@@ -126,63 +126,191 @@ class ArrayComparison:
 
 def compare_arrays(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) -> ArrayComparison:
     """All metrics of ``candidate`` against ``reference`` under ``tolerance``."""
-    reference = np.asarray(reference)
-    candidate = np.asarray(candidate)
-    result = ArrayComparison(
-        tolerance=tolerance,
-        shape_reference=tuple(int(d) for d in reference.shape),
-        shape_candidate=tuple(int(d) for d in candidate.shape),
-        dtype_reference=str(reference.dtype),
-        dtype_candidate=str(candidate.dtype),
-        nan_reference=_count(reference, np.isnan),
-        nan_candidate=_count(candidate, np.isnan),
-        inf_reference=_count(reference, np.isinf),
-        inf_candidate=_count(candidate, np.isinf),
-    )
-    if not result.dtype_equal:
-        result.failures.append(f"dtype {result.dtype_candidate} != reference {result.dtype_reference}")
-    if not result.shape_equal:
-        result.failures.append(f"shape {result.shape_candidate} != reference {result.shape_reference}")
+    return ComparisonTotals.of(reference, candidate, tolerance).finish()
+
+
+@dataclass
+class ComparisonTotals:
+    """Running totals of one comparison, from which :meth:`finish` gives every metric.
+
+    ``ComparisonTotals.of(a1, b1, tol).merge(ComparisonTotals.of(a2, b2, tol)).finish()`` equals
+    ``compare_arrays(concat(a1, a2), concat(b1, b2), tol)`` (concatenated along axis 0, the batch
+    axis), up to the order of floating-point summation in the mean, RMSE and cosine: counts,
+    sums, sums of squares and dot products add, maxima (with their index) take the larger, the
+    earlier chunk winning ties as ``argmax`` does. A batch is compared chunk by chunk this way
+    without its outputs ever being concatenated. :func:`compare_arrays` is ``of(...).finish()``.
+    """
+
+    tolerance: Tolerance
+    shape_reference: tuple[int, ...]
+    shape_candidate: tuple[int, ...]
+    dtype_reference: str
+    dtype_candidate: str
+    nan_reference: int = 0
+    nan_candidate: int = 0
+    inf_reference: int = 0
+    inf_candidate: int = 0
+    shapes_consistent: bool = True  # every part had equal shapes and the parts line up on axis 0
+    elements: int = 0
+    nonfinite_mismatch: int = 0
+    within: int = 0
+    finite: int = 0
+    sum_abs: float = 0.0
+    sum_sq: float = 0.0
+    dot: float = 0.0
+    sum_sq_reference: float = 0.0
+    sum_sq_candidate: float = 0.0
+    max_rel: float = 0.0
+    worst_ratio: float = 0.0
+    peak: float | None = None  # max of |candidate - reference| (0 where non-finite) over all elements
+    peak_index: tuple[int, ...] | None = None
+    peak_reference: float | None = None
+    peak_candidate: float | None = None
+
+    @classmethod
+    def of(cls, reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) -> ComparisonTotals:
+        """The totals of one pair of arrays."""
+        reference = np.asarray(reference)
+        candidate = np.asarray(candidate)
+        totals = cls(
+            tolerance=tolerance,
+            shape_reference=tuple(int(d) for d in reference.shape),
+            shape_candidate=tuple(int(d) for d in candidate.shape),
+            dtype_reference=str(reference.dtype),
+            dtype_candidate=str(candidate.dtype),
+            nan_reference=_count(reference, np.isnan),
+            nan_candidate=_count(candidate, np.isnan),
+            inf_reference=_count(reference, np.isinf),
+            inf_candidate=_count(candidate, np.isinf),
+        )
+        if totals.shape_reference != totals.shape_candidate:
+            totals.shapes_consistent = False
+            return totals
+
+        ref = reference.astype(np.float64)
+        cand = candidate.astype(np.float64)
+        totals.elements = int(ref.size)
+        finite = np.isfinite(ref) & np.isfinite(cand)
+        same_nonfinite = ~finite & ((np.isnan(ref) & np.isnan(cand)) | (ref == cand))
+        mismatch = ~finite & ~same_nonfinite
+        totals.nonfinite_mismatch = int(mismatch.sum())
+
+        abs_err = np.abs(np.subtract(cand, ref, out=np.zeros_like(ref), where=finite))
+        allowed = tolerance.atol + tolerance.rtol * np.abs(np.where(finite, ref, 0.0))
+        totals.within = int(((abs_err <= allowed) & ~mismatch).sum())
+        totals.finite = int(finite.sum())
+        if totals.finite:
+            errors = abs_err[finite]
+            ref_finite, cand_finite = ref[finite], cand[finite]
+            totals.sum_abs = float(errors.sum())
+            totals.sum_sq = float(np.dot(errors, errors))
+            totals.dot = float(np.dot(ref_finite, cand_finite))
+            totals.sum_sq_reference = float(np.dot(ref_finite, ref_finite))
+            totals.sum_sq_candidate = float(np.dot(cand_finite, cand_finite))
+            totals.max_rel = float(np.max(errors / np.maximum(np.abs(ref_finite), REL_ERR_FLOOR)))
+        if totals.elements:
+            with np.errstate(divide="ignore"):
+                ratio = np.divide(abs_err, allowed, out=np.zeros_like(abs_err), where=abs_err > 0)
+            totals.worst_ratio = float(ratio.max())
+            index = np.unravel_index(int(np.argmax(abs_err)), ref.shape)
+            totals.peak = float(abs_err[index])
+            totals.peak_index = tuple(int(i) for i in index)
+            totals.peak_reference = float(ref[index])
+            totals.peak_candidate = float(cand[index])
+        return totals
+
+    def merge(self, later: ComparisonTotals) -> ComparisonTotals:
+        """The totals of this part followed by ``later`` along axis 0 (the batch axis)."""
+        rows = self.shape_reference[0] if self.shape_reference else 0
+        merged = ComparisonTotals(
+            tolerance=self.tolerance,
+            shape_reference=_stacked(self.shape_reference, later.shape_reference),
+            shape_candidate=_stacked(self.shape_candidate, later.shape_candidate),
+            dtype_reference=self.dtype_reference,
+            dtype_candidate=self.dtype_candidate,
+            nan_reference=self.nan_reference + later.nan_reference,
+            nan_candidate=self.nan_candidate + later.nan_candidate,
+            inf_reference=self.inf_reference + later.inf_reference,
+            inf_candidate=self.inf_candidate + later.inf_candidate,
+            shapes_consistent=(
+                self.shapes_consistent
+                and later.shapes_consistent
+                and len(self.shape_reference) > 0
+                and self.shape_reference[1:] == later.shape_reference[1:]
+            ),
+            elements=self.elements + later.elements,
+            nonfinite_mismatch=self.nonfinite_mismatch + later.nonfinite_mismatch,
+            within=self.within + later.within,
+            finite=self.finite + later.finite,
+            sum_abs=self.sum_abs + later.sum_abs,
+            sum_sq=self.sum_sq + later.sum_sq,
+            dot=self.dot + later.dot,
+            sum_sq_reference=self.sum_sq_reference + later.sum_sq_reference,
+            sum_sq_candidate=self.sum_sq_candidate + later.sum_sq_candidate,
+            max_rel=max(self.max_rel, later.max_rel),
+            worst_ratio=max(self.worst_ratio, later.worst_ratio),
+        )
+        keep = self
+        if later.peak is not None and (self.peak is None or later.peak > self.peak):
+            keep = later
+        if keep.peak_index is not None:
+            offset = rows if keep is later else 0
+            merged.peak = keep.peak
+            merged.peak_index = (keep.peak_index[0] + offset, *keep.peak_index[1:])
+            merged.peak_reference, merged.peak_candidate = keep.peak_reference, keep.peak_candidate
+        return merged
+
+    def finish(self) -> ArrayComparison:
+        """Every metric and the verdict, as :func:`compare_arrays` gives them."""
+        result = ArrayComparison(
+            tolerance=self.tolerance,
+            shape_reference=self.shape_reference,
+            shape_candidate=self.shape_candidate,
+            dtype_reference=self.dtype_reference,
+            dtype_candidate=self.dtype_candidate,
+            nan_reference=self.nan_reference,
+            nan_candidate=self.nan_candidate,
+            inf_reference=self.inf_reference,
+            inf_candidate=self.inf_candidate,
+        )
+        if not result.dtype_equal:
+            result.failures.append(f"dtype {result.dtype_candidate} != reference {result.dtype_reference}")
+        if not result.shape_equal or not self.shapes_consistent:
+            detail = "" if result.shape_equal else f" {result.shape_candidate} != reference {result.shape_reference}"
+            result.failures.append(f"shape{detail or ' differs from the reference in a batch chunk'}")
+            return result
+
+        result.elements = self.elements
+        result.nonfinite_mismatch = self.nonfinite_mismatch
+        if self.elements:
+            result.within_tolerance = self.within / self.elements
+        if self.finite:
+            result.max_abs = self.peak
+            result.mean_abs = self.sum_abs / self.finite
+            result.rmse = float(np.sqrt(self.sum_sq / self.finite))
+            result.max_rel = self.max_rel
+            result.cosine = _cosine(self.dot, self.sum_sq_reference, self.sum_sq_candidate)
+            result.worst_tolerance_ratio = self.worst_ratio
+            result.max_abs_index = self.peak_index
+            result.max_abs_reference = self.peak_reference
+            result.max_abs_candidate = self.peak_candidate
+
+        if result.nonfinite_mismatch:
+            result.failures.append(f"{result.nonfinite_mismatch} elements NaN/Inf on one side only")
+        outside = self.elements - self.within - self.nonfinite_mismatch
+        if outside:
+            result.failures.append(
+                f"{outside} of {result.elements} elements outside tolerance "
+                f"(max abs {result.max_abs:.3g}, {self.tolerance})"
+            )
         return result
 
-    ref = reference.astype(np.float64)
-    cand = candidate.astype(np.float64)
-    result.elements = int(ref.size)
-    finite = np.isfinite(ref) & np.isfinite(cand)
-    same_nonfinite = ~finite & ((np.isnan(ref) & np.isnan(cand)) | (ref == cand))
-    mismatch = ~finite & ~same_nonfinite
-    result.nonfinite_mismatch = int(mismatch.sum())
 
-    abs_err = np.abs(np.subtract(cand, ref, out=np.zeros_like(ref), where=finite))
-    allowed = tolerance.atol + tolerance.rtol * np.abs(np.where(finite, ref, 0.0))
-    within = (abs_err <= allowed) & ~mismatch
-    if result.elements:
-        result.within_tolerance = float(within.mean())
-    if finite.any():
-        errors = abs_err[finite]
-        result.max_abs = float(errors.max())
-        result.mean_abs = float(errors.mean())
-        result.rmse = float(np.sqrt(np.mean(errors**2)))
-        result.max_rel = float(np.max(errors / np.maximum(np.abs(ref[finite]), REL_ERR_FLOOR)))
-        result.cosine = _cosine(ref[finite], cand[finite])
-        with np.errstate(divide="ignore"):
-            ratio = np.divide(abs_err, allowed, out=np.zeros_like(abs_err), where=abs_err > 0)
-        result.worst_tolerance_ratio = float(ratio.max())
-        flat = int(np.argmax(abs_err))
-        index = np.unravel_index(flat, ref.shape)
-        result.max_abs_index = tuple(int(i) for i in index)
-        result.max_abs_reference = float(ref[index])
-        result.max_abs_candidate = float(cand[index])
-
-    if result.nonfinite_mismatch:
-        result.failures.append(f"{result.nonfinite_mismatch} elements NaN/Inf on one side only")
-    outside = int((~within).sum()) - result.nonfinite_mismatch
-    if outside:
-        result.failures.append(
-            f"{outside} of {result.elements} elements outside tolerance "
-            f"(max abs {result.max_abs:.3g}, {tolerance})"
-        )
-    return result
+def _stacked(first: tuple[int, ...], later: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of ``first`` and ``later`` concatenated along axis 0 (``first``'s other axes)."""
+    if not first or not later:
+        return first
+    return (first[0] + later[0], *first[1:])
 
 
 def percent(fraction: float | None) -> str:
@@ -203,12 +331,11 @@ def _count(array: np.ndarray, predicate: Any) -> int:
     return int(predicate(array).sum())
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity of the flattened arrays; 1 when both are all zeros, 0 when one is."""
-    norm_a = float(np.linalg.norm(a))
-    norm_b = float(np.linalg.norm(b))
-    if norm_a == 0.0 and norm_b == 0.0:
+def _cosine(dot: float, sum_sq_a: float, sum_sq_b: float) -> float:
+    """Cosine similarity from the dot product and the squared norms; 1 when both are all zeros,
+    0 when one is."""
+    if sum_sq_a == 0.0 and sum_sq_b == 0.0:
         return 1.0
-    if norm_a == 0.0 or norm_b == 0.0:
+    if sum_sq_a == 0.0 or sum_sq_b == 0.0:
         return 0.0
-    return float(np.clip(np.dot(a, b) / (norm_a * norm_b), -1.0, 1.0))
+    return float(np.clip(dot / (np.sqrt(sum_sq_a) * np.sqrt(sum_sq_b)), -1.0, 1.0))

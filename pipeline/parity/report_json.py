@@ -28,6 +28,7 @@ def report_dict(result: ParityResult) -> dict[str, Any]:
         "summary": result.summary_line(),
         "failures": result.failures(),
         "versions": result.versions,
+        "provenance": result.provenance,
         "weights_origin": result.weights_origin,
         "devices": result.devices,
         "precision": result.precision,
@@ -66,12 +67,14 @@ def report_dict(result: ParityResult) -> dict[str, Any]:
                 "max_abs": case.max_abs,
                 "tolerance_ratio": case.tolerance_ratio,
                 "seconds": case.seconds,
+                "chunks": None if case.chunks is None else case.chunks.to_json(),
             }
             for case in result.cases
         ],
         "first_divergence": None if first is None else first_divergence_json(first),
         "top_k_layers": [node.to_json() for node in result.per_layer.worst()] if result.per_layer else [],
         "per_layer": result.per_layer.to_json() if result.per_layer else None,
+        "chunking": result.chunking,
         "timings_s": result.timings,
     }
     return _finite_or_null(report)

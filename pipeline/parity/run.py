@@ -3,7 +3,11 @@ every output of every pair: torch-ort, torch-tf, ort-tf (only ort-tf without a t
 
 A sweep runs several input cases; for each output and pair the result keeps the comparison of
 the case where it is worst (largest tolerance ratio), and passes only if every case passes.
-Per-layer localisation runs on the worst case.
+
+A case whose batch is larger than the frames budget runs in batch chunks (:mod:`.chunks`): each
+chunk goes through every backend, is compared, and its outputs are dropped; the metrics are
+running totals over the chunks. Per-layer localisation runs on one chunk, the one of the worst
+case that holds its largest tolerance ratio (the whole case when it was not split).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from pipeline import provenance as provenance_record
 from pipeline.errors import UsageError
 from pipeline.progress import Progress
 
@@ -31,8 +36,9 @@ from .backends import (
     float32_precision,
 )
 from .cases import InputCase
+from .chunks import DEFAULT_CHUNK_FRAMES, RULE as CHUNK_RULE, ChunkPlan, plan_chunks, take
 from .layers import DEFAULT_TOP_K, LayerReport, localise
-from .metrics import DEFAULT_TOLERANCE, ArrayComparison, Tolerance, compare_arrays
+from .metrics import DEFAULT_TOLERANCE, ArrayComparison, ComparisonTotals, Tolerance
 
 ToleranceLike = Tolerance | tuple[float, float]
 
@@ -75,6 +81,7 @@ class CaseSummary:
     max_abs: dict[str, dict[str, float | None]]
     tolerance_ratio: dict[str, dict[str, float]]
     seconds: dict[str, float]
+    chunks: ChunkPlan | None = None
 
 
 @dataclass
@@ -99,6 +106,9 @@ class ParityResult:
     timings: dict[str, float]
     problems: list[str] = field(default_factory=list)
     created_utc: str = ""
+    chunking: dict[str, Any] = field(default_factory=dict)
+    shown_rows: tuple[int, int] | None = None  # batch rows of the shown case that shown_outputs hold
+    provenance: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -146,43 +156,16 @@ def run_parity(
     saved_model_dir: Path,
     inputs: Mapping[str, np.ndarray],
     *,
-    torch_module: Any = None,
-    ort_providers: Sequence[str] | None = None,
-    tf_device: str | None = None,
-    default_tolerance: ToleranceLike = DEFAULT_TOLERANCE,
-    tolerances: Mapping[str, ToleranceLike] | None = None,
-    per_layer: bool = True,
-    layer_tolerance: ToleranceLike | None = None,
-    top_k: int = DEFAULT_TOP_K,
-    allow_tf32: bool = False,
-    weights_origin: str | Mapping[str, Any] | None = None,
-    devices: Mapping[str, Any] | None = None,
     input_description: Mapping[str, Any] | None = None,
-    progress: Progress | None = None,
+    **options: Any,
 ) -> ParityResult:
     """Compare the backends on one input dict (arrays by ONNX input name).
 
     ``input_description`` (JSON types only: source, lengths, ...) is recorded with the inputs;
-    every other option is that of :func:`run_sweep`.
+    ``options`` are those of :func:`run_sweep`.
     """
     case = InputCase("input", dict(inputs), dict(input_description or {}))
-    return run_sweep(
-        onnx_path,
-        saved_model_dir,
-        [case],
-        torch_module=torch_module,
-        ort_providers=ort_providers,
-        tf_device=tf_device,
-        default_tolerance=default_tolerance,
-        tolerances=tolerances,
-        per_layer=per_layer,
-        layer_tolerance=layer_tolerance,
-        top_k=top_k,
-        allow_tf32=allow_tf32,
-        weights_origin=weights_origin,
-        devices=devices,
-        progress=progress,
-    )
+    return run_sweep(onnx_path, saved_model_dir, [case], **options)
 
 
 def run_sweep(
@@ -202,6 +185,10 @@ def run_sweep(
     weights_origin: str | Mapping[str, Any] | None = None,
     devices: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    chunk_frames: int | None = DEFAULT_CHUNK_FRAMES,
+    input_files: Sequence[tuple[str, Path | None]] = (),
+    paths_relative_to: Path | None = None,
+    tf_module: Any = None,
 ) -> ParityResult:
     """Compare the backends on every case. A failed comparison does not raise: see ``passed``.
 
@@ -217,12 +204,23 @@ def run_sweep(
     - ``allow_tf32``: let GPUs use TensorFloat-32 (off by default, restored after the run).
     - ``weights_origin`` (text or JSON object) and ``devices`` (the device plan, e.g.
       ``DevicePlan.to_json()``): recorded as given. ``progress``: stage lines on stderr.
+    - ``chunk_frames``: frames budget (batch rows x padded time) per batch chunk; a larger batch
+      runs chunk by chunk (see :mod:`pipeline.parity.chunks`); None or 0 never splits.
+    - ``input_files``: ``(role, path)`` of the files the inputs and weights were read from, hashed
+      into ``provenance`` with the ONNX model and the SavedModel's saved_model.pb.
+    - ``paths_relative_to``: an output folder still being written (e.g. the temp folder of an
+      export): paths inside it are recorded relative to it.
+    - ``tf_module``: the :class:`pipeline.tf_convert.OnnxGraphModule` the SavedModel was written
+      from, when the caller still has it: the per-layer check reuses its traced node outputs
+      instead of importing and tracing the ONNX graph again.
 
     Raises :class:`UsageError` for inputs or tolerances that do not fit the model and
     :class:`PipelineError` when a backend cannot load its model.
     """
     if not cases:
         raise UsageError("no input cases to compare")
+    if chunk_frames is not None and chunk_frames < 0:
+        raise UsageError(f"the parity chunk budget must be >= 0 frames (0: never split), got {chunk_frames}")
     progress = progress or Progress(quiet=True)
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -237,6 +235,16 @@ def run_sweep(
     per_output = _per_output_tolerances(tolerances, output_names)
     for case in cases:
         _check_inputs(case, model, input_names)
+    static_batch = _static_batch_inputs(model, input_names)
+    plans = {case.name: plan_chunks(case.arrays, chunk_frames, static_batch) for case in cases}
+    record = provenance_record.collect(
+        [
+            *input_files,
+            ("onnx_model", Path(onnx_path)),
+            ("saved_model", Path(saved_model_dir) / "saved_model.pb"),
+        ],
+        relative_to=paths_relative_to,
+    )
 
     with float32_precision(allow_tf32) as precision:
         backends: list[Backend] = []
@@ -248,27 +256,38 @@ def run_sweep(
             backends.append(TfSavedModelBackend(Path(saved_model_dir), output_names, tf_device))
         pairs = [(a.name, b.name) for i, a in enumerate(backends) for b in backends[i + 1 :]]
         tolerance_of = {name: per_output.get(name, default) for name in output_names}
-        sweep = _run_cases(cases, backends, pairs, output_names, tolerance_of, progress, timings)
+        sweep = _run_cases(cases, plans, backends, pairs, output_names, tolerance_of, progress, timings)
 
         layer_report = None
         if per_layer:
             with _stage(progress, timings, "parity: per-layer"):
+                shown = next(c for c in cases if c.name == sweep.shown_case)
+                plan = plans[shown.name]
                 layer_report = localise(
                     model,
-                    next(c.arrays for c in cases if c.name == sweep.shown_case),
+                    take(shown.arrays, sweep.shown_chunk) if plan.count > 1 else shown.arrays,
                     tolerance=_tolerance(layer_tolerance) if layer_tolerance is not None else default,
                     ort_providers=list(ort_providers) if ort_providers else None,
                     tf_device=tf_device,
                     allow_tf32=allow_tf32,
                     module_names={n for n, _ in torch_module.named_modules()} if torch_module is not None else None,
                     top_k=top_k,
+                    tf_module=tf_module,
                 )
+                start, stop = plan.rows_of(sweep.shown_chunk)
+                layer_report.input = {
+                    "case": shown.name,
+                    "chunk": plan.slices().index(sweep.shown_chunk) + 1 if plan.count > 1 else 1,
+                    "chunks": plan.count,
+                    "rows": [start, stop],
+                    "whole_case": plan.count == 1,
+                }
     timings["parity: total"] = round(time.perf_counter() - started, 3)
 
     return ParityResult(
         model={
-            "onnx_path": str(onnx_path),
-            "saved_model_dir": str(saved_model_dir),
+            "onnx_path": provenance_record.display_path(onnx_path, paths_relative_to),
+            "saved_model_dir": provenance_record.display_path(saved_model_dir, paths_relative_to),
             "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
             "inputs": input_names,
             "outputs": output_names,
@@ -291,24 +310,35 @@ def run_sweep(
         timings=timings,
         problems=sorted(set(sweep.problems)),
         created_utc=created_utc,
+        chunking={
+            "frames_budget": chunk_frames or None,
+            "rule": CHUNK_RULE,
+            "chunks": sum(plan.count for plan in plans.values()),
+            "split": any(plan.count > 1 for plan in plans.values()),
+        },
+        shown_rows=plans[sweep.shown_case].rows_of(sweep.shown_chunk),
+        provenance=record,
     )
 
 
 @dataclass
 class _Sweep:
     """What running every case gave: the worst comparison per (output, pair), a summary per
-    case, structural problems, and the worst case's outputs (for the report's images)."""
+    case, structural problems, and the worst case's worst chunk: its rows and outputs (for the
+    report's images and the per-layer localisation)."""
 
     worst: dict[tuple[str, str], PairComparison] = field(default_factory=dict)
     summaries: list[CaseSummary] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     shown_case: str = ""
+    shown_chunk: slice = field(default_factory=lambda: slice(None))
     shown_outputs: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     shown_severity: float = -1.0
 
 
 def _run_cases(
     cases: Sequence[InputCase],
+    plans: Mapping[str, ChunkPlan],
     backends: list[Backend],
     pairs: list[tuple[str, str]],
     output_names: list[str],
@@ -318,30 +348,59 @@ def _run_cases(
 ) -> _Sweep:
     sweep = _Sweep()
     for number, case in enumerate(cases, 1):
-        outputs: dict[str, dict[str, np.ndarray]] = {}
+        plan = plans[case.name]
         seconds: dict[str, float] = {}
-        for backend in backends:
-            start = time.perf_counter()
-            outputs[backend.name] = backend.run(case.arrays)
-            seconds[backend.name] = round(time.perf_counter() - start, 3)
-            key = f"parity: run {backend.name}"
-            timings[key] = round(timings.get(key, 0.0) + seconds[backend.name], 3)
-        compared = _compare_case(case.name, outputs, pairs, output_names, tolerance_of, sweep.problems)
-        for c in compared:
+        totals: dict[tuple[str, str, str], ComparisonTotals] = {}
+        case_chunk, case_outputs, case_severity = slice(None), {}, -1.0
+        chunks = plan.slices()
+        for chunk_number, chunk in enumerate(chunks, 1):
+            arrays = take(case.arrays, chunk) if plan.count > 1 else case.arrays
+            outputs: dict[str, dict[str, np.ndarray]] = {}
+            for backend in backends:
+                start = time.perf_counter()
+                outputs[backend.name] = backend.run(arrays)
+                elapsed = time.perf_counter() - start
+                seconds[backend.name] = round(seconds.get(backend.name, 0.0) + elapsed, 3)
+                key = f"parity: run {backend.name}"
+                timings[key] = round(timings.get(key, 0.0) + elapsed, 3)
+            rows = plan.rows_of(chunk)
+            compared = _compare_chunk(outputs, pairs, output_names, tolerance_of, sweep.problems, plan, rows)
+            severity = 0.0
+            for key, part in compared.items():
+                severity = max(severity, _severity(part.finish()))
+                totals[key] = totals[key].merge(part) if key in totals else part
+            if severity > case_severity:
+                case_chunk, case_outputs, case_severity = chunk, outputs, severity
+            del outputs, arrays
+            if plan.count > 1:
+                which = f"case {number}/{len(cases)} {case.name}, " if len(cases) > 1 else ""
+                progress.info(
+                    f"[parity] {which}chunk {chunk_number}/{plan.count}: rows {rows[0]}-{rows[1] - 1} of "
+                    f"{plan.rows} ({rows[1] - rows[0]} x {plan.frames_per_row} frames), "
+                    f"worst tolerance ratio {severity:.3g}"
+                )
+        compared_case = [
+            PairComparison(output, reference, candidate, case.name, part.finish())
+            for (output, reference, candidate), part in totals.items()
+        ]
+        for c in compared_case:
             kept = sweep.worst.get((c.output, c.pair))
             if kept is None or c.rank() > kept.rank():
                 sweep.worst[(c.output, c.pair)] = c
-        severity = max((c.severity() for c in compared), default=0.0)
+        severity = max((c.severity() for c in compared_case), default=0.0)
         if severity > sweep.shown_severity:
-            sweep.shown_case, sweep.shown_outputs, sweep.shown_severity = case.name, outputs, severity
-        passed = all(c.passed for c in compared)
+            sweep.shown_case, sweep.shown_chunk, sweep.shown_outputs = case.name, case_chunk, case_outputs
+            sweep.shown_severity = severity
+        del case_outputs
+        passed = all(c.passed for c in compared_case)
         sweep.summaries.append(
             CaseSummary(
                 case.name,
                 passed,
-                _table(compared, lambda c: c.comparison.max_abs),
-                _table(compared, PairComparison.severity),
+                _table(compared_case, lambda c: c.comparison.max_abs),
+                _table(compared_case, PairComparison.severity),
                 seconds,
+                plan,
             )
         )
         if len(cases) > 1:
@@ -360,24 +419,53 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-def _compare_case(
-    case: str,
+def _compare_chunk(
     outputs: dict[str, dict[str, np.ndarray]],
     pairs: list[tuple[str, str]],
     output_names: list[str],
     tolerance_of: dict[str, Tolerance],
     problems: list[str],
-) -> list[PairComparison]:
-    compared = []
+    plan: ChunkPlan,
+    rows: tuple[int, int],
+) -> dict[tuple[str, str, str], ComparisonTotals]:
+    """The totals of every output and pair on one chunk, by (output, reference, candidate), in
+    output then pair order."""
+    compared = {}
     for output in output_names:
         for reference, candidate in pairs:
             missing = [b for b in (reference, candidate) if output not in outputs[b]]
             if missing:
                 problems.append(f"output {output} missing from {' and '.join(missing)}")
                 continue
-            comparison = compare_arrays(outputs[reference][output], outputs[candidate][output], tolerance_of[output])
-            compared.append(PairComparison(output, reference, candidate, case, comparison))
+            ref, cand = outputs[reference][output], outputs[candidate][output]
+            if plan.count > 1 and (np.ndim(ref) == 0 or np.shape(ref)[0] != rows[1] - rows[0]):
+                problems.append(
+                    f"output {output} has no batch axis 0 (shape {list(np.shape(ref))} for "
+                    f"{rows[1] - rows[0]} rows), so it cannot be compared in batch chunks; "
+                    "rerun with --parity-chunk-frames 0"
+                )
+                continue
+            compared[(output, reference, candidate)] = ComparisonTotals.of(ref, cand, tolerance_of[output])
     return compared
+
+
+def _severity(comparison: ArrayComparison) -> float:
+    """Worst error over allowed error of one comparison; infinite for a shape or non-finite mismatch."""
+    if not comparison.shape_equal or comparison.nonfinite_mismatch:
+        return float("inf")
+    return comparison.worst_tolerance_ratio or 0.0
+
+
+def _static_batch_inputs(model: onnx.ModelProto, input_names: list[str]) -> list[str]:
+    """Inputs whose axis 0 has a fixed size in the ONNX graph (a chunk would not fit them)."""
+    fixed = []
+    for value in model.graph.input:
+        if value.name not in input_names:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+            fixed.append(value.name)
+    return fixed
 
 
 def _table(compared: list[PairComparison], value: Callable[[PairComparison], Any]) -> dict[str, dict[str, Any]]:

@@ -45,6 +45,8 @@ def summary_table(result: ParityResult) -> str:
     if sweep:
         failing = [case.name for case in result.cases if not case.passed]
         lines.append(f"sweep: {len(result.cases)} cases, {len(failing)} failing" + (f": {', '.join(failing)}" if failing else ""))
+    if result.chunking.get("split"):
+        lines.append(_chunk_line(result))
     if result.per_layer is not None:
         first = result.per_layer.first_divergence
         if first is None:
@@ -56,6 +58,19 @@ def summary_table(result: ParityResult) -> str:
                 f"output {first.output}, max abs {_g(first.max_abs)}"
             )
     return "\n".join(lines) + "\n"
+
+
+def _chunk_line(result: ParityResult) -> str:
+    """How the batch was split, and which chunk the per-layer comparison ran on."""
+    split = [case for case in result.cases if case.chunks is not None and case.chunks.count > 1]
+    line = (
+        f"chunked: {result.chunking['chunks']} batch chunks of at most {result.chunking['frames_budget']} frames"
+        f" ({len(split)} of {len(result.cases)} cases split)"
+    )
+    scope = result.per_layer.input if result.per_layer is not None else {}
+    if scope and not scope.get("whole_case"):
+        line += f"; per-layer on chunk {scope['chunk']}/{scope['chunks']} (rows {scope['rows'][0]}-{scope['rows'][1] - 1})"
+    return line
 
 
 def _g(value: float | None) -> str:

@@ -53,9 +53,6 @@ RUNNING_MEAN = "running_mean"
 GENERATOR_PREFIX = "generator."
 """The wrappers below hold the Generator as ``generator``: ONNX names carry this prefix."""
 SERVING_KEY = "serving_default"
-AUTOGRAPH_OPS = frozenset({"Shape"})
-"""Ops whose onnx-tf handler needs AutoGraph (Shape-15 calls ``len()`` on a shape tensor).
-Only their nodes are converted: converting every handler triples the trace time."""
 TRAIN_OUTPUTS = ("mel_decoder", "mel_postnet", "codes", "codes_reconst")
 INFERENCE_OUTPUTS = ("mel_decoder", "mel_postnet", "codes")
 
@@ -214,7 +211,7 @@ class TrainableGraph(tf.Module):
         values.update(zip(real_inputs, inputs))
         for node_proto in graph.node:
             node = OnnxNode(node_proto)
-            results = translate_node(node, values, handlers, opset, autograph_ops=AUTOGRAPH_OPS)
+            results = translate_node(node, values, handlers, opset)
             values.update(zip(node.outputs, results))
             if _updates_running_stats(node_proto):
                 values[node_proto.input[3]] = results[1]
