@@ -25,12 +25,12 @@ are averaged to mono.
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy import signal
 
 from pipeline.errors import UsageError
 
@@ -99,8 +99,21 @@ def mel_filterbank(
 
 
 _MEL_BASIS = mel_filterbank().T
-_HIGHPASS_B, _HIGHPASS_A = signal.butter(HIGHPASS_ORDER, HIGHPASS_HZ / (SAMPLE_RATE / 2.0), btype="high")
-_HANN = signal.get_window("hann", N_FFT, fftbins=True)
+
+
+# scipy.signal is imported on first use: importing it costs a second at every CLI start.
+@functools.cache
+def _highpass_coefficients() -> tuple[np.ndarray, np.ndarray]:
+    from scipy import signal
+
+    return signal.butter(HIGHPASS_ORDER, HIGHPASS_HZ / (SAMPLE_RATE / 2.0), btype="high")
+
+
+@functools.cache
+def _hann() -> np.ndarray:
+    from scipy import signal
+
+    return signal.get_window("hann", N_FFT, fftbins=True)
 
 
 def load_wav(path: str | Path) -> tuple[np.ndarray, int]:
@@ -144,20 +157,24 @@ def resample_to_model_rate(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         raise UsageError(f"sample rate must be positive, got {sample_rate}")
     if sample_rate == SAMPLE_RATE:
         return samples
+    from scipy import signal
+
     ratio = Fraction(SAMPLE_RATE, sample_rate)
     return signal.resample_poly(samples, ratio.numerator, ratio.denominator)
 
 
 def highpass(samples: np.ndarray) -> np.ndarray:
     """30 Hz 5th-order Butterworth high-pass at 16 kHz, zero-phase (forwards and backwards)."""
-    return signal.filtfilt(_HIGHPASS_B, _HIGHPASS_A, samples)
+    from scipy import signal
+
+    return signal.filtfilt(*_highpass_coefficients(), samples)
 
 
 def magnitude_stft(samples: np.ndarray) -> np.ndarray:
     """|STFT| as (frames, n_fft // 2 + 1), reflect-padded by n_fft // 2 like AutoVC's ``pySTFT``."""
     padded = np.pad(samples, N_FFT // 2, mode="reflect")
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
-    return np.abs(np.fft.rfft(frames * _HANN, n=N_FFT, axis=-1))
+    return np.abs(np.fft.rfft(frames * _hann(), n=N_FFT, axis=-1))
 
 
 def wav_to_mel(samples: np.ndarray, sample_rate: int, dither_seed: int | None = None) -> np.ndarray:
