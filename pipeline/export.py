@@ -7,8 +7,6 @@ Each stage reads as one step below; everything is written into a temp folder tha
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from pipeline.errors import PipelineError
 from pipeline.inputs import build_inputs
 from pipeline.onnx_io import load_onnx
 from pipeline.parity import Tolerance, run_parity, summary_table, write_report
+from pipeline.parity.backends import torch_threads
 from pipeline.parity.chunks import DEFAULT_CHUNK_FRAMES
 from pipeline.progress import Progress
 
@@ -71,7 +70,7 @@ def run_export(options: ExportOptions) -> int:
     input_files = provenance.build_input_files(checkpoint=options.checkpoint, **options.inputs)
 
     output = AtomicOutputDir(out, force=options.force)
-    with output as temp, _torch_threads(TORCH_THREADS):
+    with output as temp, torch_threads(TORCH_THREADS):
         # Devices and TensorFlow come after every input and the output folder are checked, so
         # that a bad input fails in seconds.
         with progress.stage("devices"):
@@ -136,19 +135,6 @@ def _write_trainable(generator: Any, directory: Path, progress: Progress) -> Non
     with progress.stage("write trainable"):
         on_cpu = all(p.device.type == "cpu" for p in [*generator.parameters(), *generator.buffers()])
         write_trainable(generator if on_cpu else copy.deepcopy(generator).cpu(), directory)
-
-
-@contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    """torch's intra-op thread count set to ``threads`` inside, restored after."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _require_close(errors: dict[str, float], progress: Progress) -> None:

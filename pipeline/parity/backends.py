@@ -31,6 +31,25 @@ TORCH = "torch"
 ORT = "ort"
 TF = "tf"
 BACKEND_LABELS = {TORCH: "PyTorch", ORT: "onnxruntime", TF: "TensorFlow SavedModel"}
+TORCH_CPU_THREADS = 1
+"""torch runs the reference on one intra-op thread, as ``export`` does. With two threads, a
+`parity` on a loaded machine once gave torch-ort 4.1e-5 on mel_postnet (mean 1e-5; the same
+command otherwise gives 2.7e-6 every time, and mel_decoder and codes stayed at 1e-7): a changed
+summation order, which AutoVC's five postnet layers amplify, is the likely cause. One thread has
+never shown it, and torch's share of a parity run is a fraction of a second."""
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``threads`` inside, restored after."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class Backend(Protocol):
@@ -60,7 +79,7 @@ class TorchBackend:
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(TORCH_CPU_THREADS):
             args = [torch.from_numpy(np.ascontiguousarray(inputs[n])).to(self.device) for n in self.input_names]
             outputs = self.module(*args)
         if isinstance(outputs, torch.Tensor):
