@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.onnx_export import INPUT_NAMES, OUTPUT_NAMES
+
 from .common import Stats, interleaved, load_average, ort_session_options, paired_ratio
 
-INPUT_NAMES = ("mel", "emb_src", "emb_trg")
-OUTPUT_NAMES = ("mel_decoder", "mel_postnet", "codes")
 TORCH, ORT, TF = "torch", "onnxruntime", "tf_savedmodel"
 BACKEND_LABELS = {TORCH: "torch eager", ORT: "onnxruntime", TF: "TF SavedModel"}
 

@@ -74,15 +74,7 @@ def _profile_tf(artifact: Path, inputs: dict) -> dict[str, Any]:
                 by_op[op_type] += ms
                 calls[op_type] += 1
                 by_place["inside while loops" if loop else "outside loops"] += ms
-    traced = sum(by_op.values())
-    return {
-        "wall_ms": round(wall * 1e3, 2),
-        "kernels_ms": round(traced, 2),
-        "untraced_ms": round(wall * 1e3 - traced, 2),
-        "by_place_ms": {k: round(v, 2) for k, v in by_place.items()},
-        "by_op_ms": {k: round(v, 2) for k, v in by_op.most_common()},
-        "calls": dict(calls),
-    }
+    return {**_summary(wall, by_op, calls), "by_place_ms": {k: round(v, 2) for k, v in by_place.items()}}
 
 
 def _profile_ort(artifact: Path, inputs: dict, threads: int) -> dict[str, Any]:
@@ -107,11 +99,17 @@ def _profile_ort(artifact: Path, inputs: dict, threads: int) -> dict[str, Any]:
             op_type = event.get("args", {}).get("op_name", "?")
             by_op[op_type] += event["dur"] / 1e3
             calls[op_type] += 1
-    traced = sum(by_op.values())
+    return _summary(wall, by_op, calls)
+
+
+def _summary(wall_s: float, by_op_ms: Counter[str], calls: Counter[str]) -> dict[str, Any]:
+    """One backend's profile: the call's wall time, kernel time in all and per op type (most
+    first), calls per op type, and what no kernel accounts for."""
+    traced = sum(by_op_ms.values())
     return {
-        "wall_ms": round(wall * 1e3, 2),
+        "wall_ms": round(wall_s * 1e3, 2),
         "kernels_ms": round(traced, 2),
-        "untraced_ms": round(wall * 1e3 - traced, 2),
-        "by_op_ms": {k: round(v, 2) for k, v in by_op.most_common()},
+        "untraced_ms": round(wall_s * 1e3 - traced, 2),
+        "by_op_ms": {k: round(v, 2) for k, v in by_op_ms.most_common()},
         "calls": dict(calls),
     }

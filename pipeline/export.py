@@ -17,18 +17,13 @@ from pipeline.errors import PipelineError
 from pipeline.inputs import build_inputs
 from pipeline.onnx_io import load_onnx
 from pipeline.parity import Tolerance, run_parity, summary_table, write_report
-from pipeline.parity.backends import torch_threads
+from pipeline.parity.backends import TORCH_CPU_THREADS, torch_threads
 from pipeline.parity.chunks import DEFAULT_CHUNK_FRAMES
 from pipeline.progress import Progress
 
 DEFAULT_ARTIFACTS = Path("artifacts")
 # export promises max abs <= 1e-5 between every pair of frameworks on every output.
 EXPORT_TOLERANCE = Tolerance(atol=1e-5, rtol=0.0)
-# torch's share of an export (tracing, and forward passes on one input) is small: one intra-op
-# thread is as fast on an idle machine and twice as fast on a busy one, where OpenMP workers
-# spin for cores that other processes hold (torch -> onnx: 2 s either way idle; 4.3 s with two
-# threads, 2.1 s with one, at a load of 2.5 on 2 cores).
-TORCH_THREADS = 1
 
 
 @dataclass
@@ -70,7 +65,7 @@ def run_export(options: ExportOptions) -> int:
     input_files = provenance.build_input_files(checkpoint=options.checkpoint, **options.inputs)
 
     output = AtomicOutputDir(out, force=options.force)
-    with output as temp, torch_threads(TORCH_THREADS):
+    with output as temp, torch_threads(TORCH_CPU_THREADS):
         # Devices and TensorFlow come after every input and the output folder are checked, so
         # that a bad input fails in seconds.
         with progress.stage("devices"):

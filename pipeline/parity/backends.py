@@ -32,11 +32,15 @@ ORT = "ort"
 TF = "tf"
 BACKEND_LABELS = {TORCH: "PyTorch", ORT: "onnxruntime", TF: "TensorFlow SavedModel"}
 TORCH_CPU_THREADS = 1
-"""torch runs the reference on one intra-op thread, as ``export`` does. With two threads, a
-`parity` on a loaded machine once gave torch-ort 4.1e-5 on mel_postnet (mean 1e-5; the same
-command otherwise gives 2.7e-6 every time, and mel_decoder and codes stayed at 1e-7): a changed
-summation order, which AutoVC's five postnet layers amplify, is the likely cause. One thread has
-never shown it, and torch's share of a parity run is a fraction of a second."""
+"""torch's intra-op threads on the CPU for the parity reference and for all of ``export``.
+
+Exactness: with two threads, a `parity` on a loaded machine once gave torch-ort 4.1e-5 on
+mel_postnet (mean 1e-5; the same command otherwise gives 2.7e-6 every time, and mel_decoder and
+codes stayed at 1e-7): a changed summation order, which AutoVC's five postnet layers amplify, is
+the likely cause. One thread has never shown it. Speed: torch's share of an export (tracing,
+forward passes on one input) is small; one thread is as fast on an idle machine and twice as
+fast on a busy one, where OpenMP workers spin for cores other processes hold (torch -> onnx: 2 s
+either way idle; 4.3 s with two threads, 2.1 s with one, at a load of 2.5 on 2 cores)."""
 
 
 @contextmanager

@@ -225,7 +225,7 @@ def tf_node_outputs(
     from pipeline.tf_convert import OnnxGraphModule, tf_name
 
     with tf.device(device or default_tf_device()):
-        traced = (module or OnnxGraphModule(model)).node_outputs_function()
+        traced = (module if module is not None else OnnxGraphModule(model)).node_outputs_function()
         values = traced(**{tf_name(name): tf.constant(value) for name, value in inputs.items()})
     arrays = {name: value.numpy() for name, value in values.items()}
     return {name: value for name, value in arrays.items() if _comparable(value)}

@@ -10,12 +10,11 @@ and the run's facts (model, backends, devices, versions, inputs, timings).
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from typing import Any
 
 import numpy as np
+
+from pipeline.report_format import escape_html, png_img, scientific
 
 from .backends import BACKEND_LABELS
 from .layers import LayerReport
@@ -69,7 +68,7 @@ def render(result: ParityResult) -> str:
     parts = [_verdict(result), "<main>"]
     failures = result.failures()
     if failures:
-        items = "".join(f"<li>{_e(line)}</li>" for line in failures)
+        items = "".join(f"<li>{escape_html(line)}</li>" for line in failures)
         parts.append(f'<div class="failures"><strong>Failures</strong><ul>{items}</ul></div>')
     parts.append(_metrics_tables(result))
     parts.append(_spectrograms(result))
@@ -91,8 +90,8 @@ def _verdict(result: ParityResult) -> str:
     backends = " / ".join(BACKEND_LABELS[name] for name in result.backends)
     return (
         f'<header class="verdict {state}"><h1>Parity {state.upper()}</h1>'
-        f"<p>{_e(result.summary_line())}</p>"
-        f'<p class="sub">{_e(backends)} &middot; {_e(result.created_utc)}</p></header>'
+        f"<p>{escape_html(result.summary_line())}</p>"
+        f'<p class="sub">{escape_html(backends)} &middot; {escape_html(result.created_utc)}</p></header>'
     )
 
 
@@ -115,7 +114,7 @@ def _metrics_tables(result: ParityResult) -> str:
         rows = [c for c in result.comparisons if c.output == output]
         if not rows:
             continue
-        parts.append(f"<h3><code>{_e(output)}</code></h3><table class=\"metrics\"><tr>{''.join(f'<th>{h}</th>' for h in headers)}</tr>")
+        parts.append(f"<h3><code>{escape_html(output)}</code></h3><table class=\"metrics\"><tr>{''.join(f'<th>{h}</th>' for h in headers)}</tr>")
         for c in rows:
             parts.append(_metrics_row(c, sweep))
         parts.append("</table>")
@@ -136,19 +135,19 @@ def _metrics_row(c: PairComparison, sweep: bool) -> str:
     dtype = m.dtype_reference if m.dtype_equal else f"{m.dtype_reference} vs {m.dtype_candidate}"
     nonfinite = f"{m.nan_reference}/{m.inf_reference} &middot; {m.nan_candidate}/{m.inf_candidate}"
     cells = [
-        f"<td>{_e(c.pair)}</td>",
-        *(f'<td class="num">{_g(v)}</td>' for v in (m.max_abs, m.mean_abs, m.rmse, m.max_rel)),
+        f"<td>{escape_html(c.pair)}</td>",
+        *(f'<td class="num">{scientific(v)}</td>' for v in (m.max_abs, m.mean_abs, m.rmse, m.max_rel)),
         f'<td class="num">{"n/a" if m.cosine is None else f"{m.cosine:.9f}"}</td>',
         f'<td class="num">{percent(m.within_tolerance)}</td>',
         f'<td class="num">{m.tolerance.atol:g} / {m.tolerance.rtol:g}</td>',
-        f'<td class="num" title="{_e(str(at))}">{_e(at_text)}</td>',
+        f'<td class="num" title="{escape_html(str(at))}">{escape_html(at_text)}</td>',
         f'<td class="num">{values}</td>',
-        f"<td>{shape}, {_e(dtype)}</td>",
+        f"<td>{shape}, {escape_html(dtype)}</td>",
         f'<td class="num">{nonfinite}</td>',
-        '<td class="ok">ok</td>' if m.passed else f'<td class="bad" title="{_e("; ".join(m.failures))}">FAIL</td>',
+        '<td class="ok">ok</td>' if m.passed else f'<td class="bad" title="{escape_html("; ".join(m.failures))}">FAIL</td>',
     ]
     if sweep:
-        cells.insert(1, f"<td>{_e(c.case)}</td>")
+        cells.insert(1, f"<td>{escape_html(c.case)}</td>")
     return f"<tr class=\"{'pass' if m.passed else 'fail'}\">{''.join(cells)}</tr>"
 
 
@@ -163,7 +162,7 @@ def _spectrograms(result: ParityResult) -> str:
         return ""
     parts = [
         (
-            f"<h2>Spectrograms</h2><p class=\"note\">Input case <code>{_e(result.shown_case)}</code>; "
+            f"<h2>Spectrograms</h2><p class=\"note\">Input case <code>{escape_html(result.shown_case)}</code>; "
             f"{_chunk_note(result)}the batch item shown is the one holding the largest error. Heat map: |candidate - reference| "
             "of the pair with the largest error, log colour scale; the cross marks the maximum.</p>"
         )
@@ -199,7 +198,7 @@ def _spectrograms(result: ParityResult) -> str:
         ax.set_xlabel("time")
         fig.suptitle(f"{name} (batch item {item + (result.shown_rows or (0, 0))[0]})", fontsize=12)
         fig.subplots_adjust(left=0.05, right=0.97, bottom=0.15, top=0.82, wspace=0.3)
-        parts.append(f"<h3><code>{_e(name)}</code></h3>{_img(fig, f'{name} spectrograms and error heat map')}")
+        parts.append(f"<h3><code>{escape_html(name)}</code></h3>{png_img(fig, f'{name} spectrograms and error heat map')}")
     return "\n".join(parts)
 
 
@@ -255,10 +254,10 @@ def _histograms(result: ParityResult) -> str:
         ax.legend(fontsize=8)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.25)
     return (
-        f"<h2>Error distribution</h2><p class=\"note\">Input case <code>{_e(result.shown_case)}</code>; "
+        f"<h2>Error distribution</h2><p class=\"note\">Input case <code>{escape_html(result.shown_case)}</code>; "
         f"{_chunk_note(result)}"
         "exact zeros are counted in the legend (a log axis cannot show them).</p>"
-        + _img(fig, "error histograms")
+        + png_img(fig, "error histograms")
     )
 
 
@@ -269,20 +268,20 @@ def _layers(result: ParityResult) -> str:
     parts = ["<h2>Per-layer (onnxruntime vs TensorFlow, every ONNX node output)</h2>"]
     first = layers.first_divergence
     if first is None:
-        parts.append(f'<p class="ok">No node exceeds the layer tolerance ({_e(str(layers.tolerance))}).</p>')
+        parts.append(f'<p class="ok">No node exceeds the layer tolerance ({escape_html(str(layers.tolerance))}).</p>')
     else:
         parts.append(
             '<div class="divergence"><strong>First divergence</strong>: node '
-            f"<code>{_e(first.onnx_node)}</code> ({_e(first.op_type)}), torch module "
-            f"<code>{_e(_module(first.torch_module))}</code>, output <code>{_e(first.output)}</code>, "
-            f"max abs {_g(first.max_abs)} (layer tolerance {_e(str(layers.tolerance))})</div>"
+            f"<code>{escape_html(first.onnx_node)}</code> ({escape_html(first.op_type)}), torch module "
+            f"<code>{escape_html(_module(first.torch_module))}</code>, output <code>{escape_html(first.output)}</code>, "
+            f"max abs {scientific(first.max_abs)} (layer tolerance {escape_html(str(layers.tolerance))})</div>"
         )
     if layers.nodes:
-        parts.append(_img(_layer_curve(layers), "per-layer error curve"))
+        parts.append(png_img(_layer_curve(layers), "per-layer error curve"))
     if layers.input and not layers.input.get("whole_case"):
         rows = layers.input["rows"]
         parts.append(f'<p class="note">Run on batch chunk {layers.input["chunk"]} of {layers.input["chunks"]} '
-                     f'(rows {rows[0]}-{rows[1] - 1}) of input case <code>{_e(str(layers.input["case"]))}</code>, '
+                     f'(rows {rows[0]}-{rows[1] - 1}) of input case <code>{escape_html(str(layers.input["case"]))}</code>, '
                      "the chunk holding its largest error.</p>")
     parts.append(f'<p class="note">{len(layers.nodes)} of {layers.nodes_total} nodes compared '
                  "(non-float and empty outputs skipped). Worst nodes by tolerance ratio "
@@ -292,9 +291,9 @@ def _layers(result: ParityResult) -> str:
     for node in layers.worst():
         parts.append(
             f"<tr class=\"{'pass' if node.passed else 'fail'}\"><td class=\"num\">{node.index}</td>"
-            f"<td title=\"output {_e(node.output)}\"><code>{_e(node.onnx_node)}</code></td><td>{_e(node.op_type)}</td>"
-            f"<td><code>{_e(_module(node.torch_module))}</code></td>"
-            f'<td class="num">{_g(node.max_abs)}</td><td class="num">{_g(node.severity())}</td>'
+            f"<td title=\"output {escape_html(node.output)}\"><code>{escape_html(node.onnx_node)}</code></td><td>{escape_html(node.op_type)}</td>"
+            f"<td><code>{escape_html(_module(node.torch_module))}</code></td>"
+            f'<td class="num">{scientific(node.max_abs)}</td><td class="num">{scientific(node.severity())}</td>'
             f"{'<td class=ok>ok</td>' if node.passed else '<td class=bad>FAIL</td>'}</tr>"
         )
     parts.append("</table>")
@@ -340,14 +339,14 @@ def _sweep(result: ParityResult) -> str:
         return ""
     columns = [f"{c.output} {c.pair}" for c in result.comparisons]
     parts = [f"<h2>Sweep: {len(result.cases)} input cases</h2><p class=\"note\">max abs per output and pair.</p>",
-             "<table class=\"metrics\"><tr><th>case</th><th>result</th>" + "".join(f"<th>{_e(c)}</th>" for c in columns) + "</tr>"]
+             "<table class=\"metrics\"><tr><th>case</th><th>result</th>" + "".join(f"<th>{escape_html(c)}</th>" for c in columns) + "</tr>"]
     for case in result.cases:
         cells = "".join(
-            f'<td class="num">{_g(case.max_abs.get(c.output, {}).get(c.pair))}</td>' for c in result.comparisons
+            f'<td class="num">{scientific(case.max_abs.get(c.output, {}).get(c.pair))}</td>' for c in result.comparisons
         )
         verdict = '<td class="ok">ok</td>' if case.passed else '<td class="bad">FAIL</td>'
         parts.append(
-            f"<tr class=\"{'pass' if case.passed else 'fail'}\"><td class=\"name\">{_e(case.name)}</td>{verdict}{cells}</tr>"
+            f"<tr class=\"{'pass' if case.passed else 'fail'}\"><td class=\"name\">{escape_html(case.name)}</td>{verdict}{cells}</tr>"
         )
     parts.append("</table>")
     return "\n".join(parts)
@@ -382,7 +381,7 @@ def _facts(result: ParityResult) -> str:
         for record in result.provenance.get("inputs", []):
             rows.append((f"input file ({record['role']})", f"{record['path']} sha256 {record['sha256']}"))
     rows.append(("timings (s)", result.timings))
-    body = "".join(f"<tr><th>{_e(k)}</th><td>{_value(v)}</td></tr>" for k, v in rows)
+    body = "".join(f"<tr><th>{escape_html(k)}</th><td>{_value(v)}</td></tr>" for k, v in rows)
     return f"<h2>Run</h2><table>{body}</table>"
 
 
@@ -404,30 +403,14 @@ def _tensor_text(tensor: dict[str, Any]) -> str:
 
 def _value(value: Any) -> str:
     if isinstance(value, dict):
-        return "<br>".join(f"{_e(str(k))}: {_value(v)}" for k, v in value.items())
+        return "<br>".join(f"{escape_html(str(k))}: {_value(v)}" for k, v in value.items())
     if isinstance(value, float):
         return f"{value:.4g}"
-    return f"<code>{_e(str(value))}</code>"
+    return f"<code>{escape_html(str(value))}</code>"
 
 
-def _img(fig: Any, alt: str) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
 
 
 def _module(name: str | None) -> str:
     """A torch module name for display: "" is the top module's own forward, None is unknown."""
     return "n/a" if name is None else name or "(top module)"
-
-
-def _e(text: str) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _g(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3e}"

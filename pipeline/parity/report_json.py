@@ -4,8 +4,9 @@ beside this module; bump SCHEMA_VERSION on any change that is not a pure additio
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
+
+from pipeline.report_format import finite_or_null
 
 from .backends import BACKEND_LABELS
 from .layers import first_divergence_json
@@ -77,19 +78,9 @@ def report_dict(result: ParityResult) -> dict[str, Any]:
         "chunking": result.chunking,
         "timings_s": result.timings,
     }
-    return _finite_or_null(report)
+    return finite_or_null(report)
 
 
 def dumps(result: ParityResult) -> str:
     """report.json's text: strict JSON, indented, keys in a fixed order."""
     return json.dumps(report_dict(result), indent=2, allow_nan=False) + "\n"
-
-
-def _finite_or_null(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite_or_null(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_null(item) for item in value]
-    return value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pipeline.report_format import scientific
+
 from .metrics import percent
 from .run import ParityResult
 
@@ -19,10 +21,10 @@ def summary_table(result: ParityResult) -> str:
         row = [
             c.output,
             c.pair,
-            _g(m.max_abs),
-            _g(m.mean_abs),
-            _g(m.rmse),
-            _g(m.max_rel),
+            scientific(m.max_abs),
+            scientific(m.mean_abs),
+            scientific(m.rmse),
+            scientific(m.max_rel),
             "n/a" if m.cosine is None else f"{m.cosine:.9f}",
             percent(m.within_tolerance),
             f"{m.tolerance.atol:g}/{m.tolerance.rtol:g}",
@@ -55,7 +57,7 @@ def summary_table(result: ParityResult) -> str:
             module = "n/a" if first.torch_module is None else first.torch_module or "(top module)"
             lines.append(
                 f"first divergence: node {first.onnx_node} ({first.op_type}), torch module {module}, "
-                f"output {first.output}, max abs {_g(first.max_abs)}"
+                f"output {first.output}, max abs {scientific(first.max_abs)}"
             )
     return "\n".join(lines) + "\n"
 
@@ -71,7 +73,3 @@ def _chunk_line(result: ParityResult) -> str:
     if scope and not scope.get("whole_case"):
         line += f"; per-layer on chunk {scope['chunk']}/{scope['chunks']} (rows {scope['rows'][0]}-{scope['rows'][1] - 1})"
     return line
-
-
-def _g(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3e}"

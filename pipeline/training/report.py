@@ -8,9 +8,6 @@ not at all, and a folder this tool did not write is not replaced without ``force
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import math
 from pathlib import Path
@@ -19,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.artifacts import AtomicOutputDir
+from pipeline.report_format import escape_html, finite_or_null, png_img, scientific
 
 from . import tolerances
 from .train_parity import StepReport, TensorCheck, TrainParityResult
@@ -67,7 +65,7 @@ def report_dict(result: TrainParityResult) -> dict[str, Any]:
         "free_running": result.free_running,
         "timings_s": result.timings,
     }
-    return _finite_or_null(report)
+    return finite_or_null(report)
 
 
 def write_report(result: TrainParityResult, report_dir: Path, *, force: bool = False) -> Path:
@@ -159,18 +157,18 @@ def render_html(result: TrainParityResult) -> str:
     parts = [
         (
             f'<header class="verdict {state}"><h1>Train parity {state.upper()}</h1>'
-            f"<p>{_e(result.summary_line())}</p><p>{_e(result.created_utc)}</p></header><main>"
+            f"<p>{escape_html(result.summary_line())}</p><p>{escape_html(result.created_utc)}</p></header><main>"
         )
     ]
     if result.failures():
-        items = "".join(f"<li>{_e(line)}</li>" for line in result.failures()[:200])
+        items = "".join(f"<li>{escape_html(line)}</li>" for line in result.failures()[:200])
         parts.append(f'<div class="failures"><strong>Failures</strong><ul>{items}</ul></div>')
     parts.append(
         '<p class="note">At every step TensorFlow (the trainable SavedModel, reloaded) starts from PyTorch\'s '
         "state before the step (weights, BatchNorm buffers, Adam moments) and is compared with PyTorch's state "
         "after it. Step 1 starts from the common initial weights.</p>"
     )
-    parts.append(_table(["check", "tolerance"], [[_e(k), _e(v)] for k, v in TOLERANCE_NOTES.items()]))
+    parts.append(_table(["check", "tolerance"], [[escape_html(k), escape_html(v)] for k, v in TOLERANCE_NOTES.items()]))
     parts.append(_steps_section(result))
     parts.append(_gradients_section(result))
     first, last = result.steps[0], result.steps[-1]
@@ -187,7 +185,7 @@ def render_html(result: TrainParityResult) -> str:
         "versions": result.versions,
         "timings (s)": result.timings,
     }
-    parts.append("<h2>Run</h2>" + _table(["", ""], [[_e(k), _e(json.dumps(v, default=str))] for k, v in facts.items()]))
+    parts.append("<h2>Run</h2>" + _table(["", ""], [[escape_html(k), escape_html(json.dumps(v, default=str))] for k, v in facts.items()]))
     parts.append("</main>")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -202,7 +200,7 @@ def _steps_section(result: TrainParityResult) -> str:
     for step in result.steps:
         loss = step.loss["loss"]
         rows.append([
-            step.step, f"{loss['torch']:.9g}", f"{loss['tf']:.9g}", _g(loss["abs_error"]), _g(step.gradient_scale),
+            step.step, f"{loss['torch']:.9g}", f"{loss['tf']:.9g}", scientific(loss["abs_error"]), scientific(step.gradient_scale),
             *(f"{_worst(checks).ratio:.3g}" if checks else "n/a" for checks in step.checks().values()),
             f"{_max_weight_lr(step):.3g}", f"{max(step.keras_drift_lr.values()):.3g}", _verdict(not step.failures()),
         ])
@@ -235,9 +233,9 @@ def _gradients_section(result: TrainParityResult) -> str:
     fig.tight_layout()
     rows = [
         [
-            f"<code>{_e(c.name)}</code>" + (" (exact gradient 0)" if c.name in result.gradient_free else ""),
-            "x".join(map(str, c.shape)), _g(c.reference_max_abs), _g(c.relative_l2), _g(c.max_abs_error / scale),
-            _g(float64[c.name]["torch_float32"]), _g(float64[c.name]["tf_float32"]), f"{c.ratio:.3g}",
+            f"<code>{escape_html(c.name)}</code>" + (" (exact gradient 0)" if c.name in result.gradient_free else ""),
+            "x".join(map(str, c.shape)), scientific(c.reference_max_abs), scientific(c.relative_l2), scientific(c.max_abs_error / scale),
+            scientific(float64[c.name]["torch_float32"]), scientific(float64[c.name]["tf_float32"]), f"{c.ratio:.3g}",
             _verdict(c.passed),
         ]
         for c in step.gradients
@@ -247,7 +245,7 @@ def _gradients_section(result: TrainParityResult) -> str:
         '<p class="note">Per PyTorch parameter. The float64 columns compare with PyTorch in float64: float32 '
         'PyTorch is itself that far from exact. "Exact gradient 0" marks biases that training-mode BatchNorm '
         "cancels; both frameworks return rounding noise for them.</p>"
-        + _img(fig, "gradient errors per parameter")
+        + png_img(fig, "gradient errors per parameter")
         + _table(["parameter", "shape", "max |grad| torch", "relative L2", "max abs err / G", "torch32 vs f64 / G",
                   "tf vs f64 / G", "tolerance ratio", "result"], rows)
     )
@@ -257,8 +255,8 @@ def _weights_section(result: TrainParityResult, step: StepReport) -> str:
     checks = {c.name: c for c in step.optimizer_tf}
     rows = [
         [
-            f"<code>{_e(name)}</code>" + (" (exact gradient 0)" if name in result.gradient_free else ""),
-            f"{values['max_abs_lr']:.3g}", _g(values["update_relative_l2"]), f"{checks[name].ratio:.3g}",
+            f"<code>{escape_html(name)}</code>" + (" (exact gradient 0)" if name in result.gradient_free else ""),
+            f"{values['max_abs_lr']:.3g}", scientific(values["update_relative_l2"]), f"{checks[name].ratio:.3g}",
             _verdict(checks[name].passed),
         ]
         for name, values in step.weights_vs_torch.items()
@@ -274,7 +272,7 @@ def _weights_section(result: TrainParityResult, step: StepReport) -> str:
 
 def _running_stats_section(step: StepReport) -> str:
     rows = [
-        [f"<code>{_e(c.name)}</code>", _g(c.reference_max_abs), _g(c.max_abs_error), f"{c.ratio:.3g}", c.outside,
+        [f"<code>{escape_html(c.name)}</code>", scientific(c.reference_max_abs), scientific(c.max_abs_error), f"{c.ratio:.3g}", c.outside,
          _verdict(c.passed)]
         for c in step.running_stats
     ]
@@ -288,7 +286,7 @@ def _optimizer_section(result: TrainParityResult) -> str:
     first, last = result.steps[0], result.steps[-1]
     effective = {t: result.adam.eps / math.sqrt(1 - beta2**t) for t in (first.step, last.step)}
     rows = [
-        [f"<code>{_e(name)}</code>", f"{first.keras_drift_lr[name]:.3g}", f"{last.keras_drift_lr[name]:.3g}"]
+        [f"<code>{escape_html(name)}</code>", f"{first.keras_drift_lr[name]:.3g}", f"{last.keras_drift_lr[name]:.3g}"]
         for name in first.keras_drift_lr
     ]
     ours = max(_worst(step.optimizer_torch).ratio for step in result.steps)
@@ -324,7 +322,7 @@ def _free_running_section(result: TrainParityResult) -> str:
     per_parameter = free["weights_after_last_step"]
     worst = sorted(per_parameter, key=lambda n: per_parameter[n]["tf_vs_torch_lr"], reverse=True)[:12]
     rows = [
-        [f"<code>{_e(n)}</code>",
+        [f"<code>{escape_html(n)}</code>",
          *(f"{per_parameter[n][k]:.3g}" for k in ("tf_vs_torch_lr", "control_vs_torch_lr", "tf_vs_control_lr"))]
         for n in worst
     ]
@@ -334,7 +332,7 @@ def _free_running_section(result: TrainParityResult) -> str:
         "rounding level: Adam divides each gradient element by its own size, so elements whose gradient is near "
         "rounding noise or at a ReLU kink step by up to lr either way, and two float32 runs drift apart. The "
         "control is PyTorch whose first step uses TF's gradient, then trains on its own.</p>"
-        + _img(fig, "free-running losses")
+        + png_img(fig, "free-running losses")
         + _table(["parameter (largest TF divergence)", "tf vs torch (lr)", "control vs torch (lr)",
                   "tf vs control (lr)"], rows)
     )
@@ -342,7 +340,7 @@ def _free_running_section(result: TrainParityResult) -> str:
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
     """Cells are HTML already (callers escape text); numbers are right-aligned."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    head = "".join(f"<th>{escape_html(h)}</th>" for h in headers)
     body = []
     for row in rows:
         cells = []
@@ -357,30 +355,3 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 
 def _verdict(passed: bool) -> str:
     return '<span class="ok">ok</span>' if passed else '<span class="bad">FAIL</span>'
-
-
-def _img(fig: Any, alt: str) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
-
-
-def _e(text: Any) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _g(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3e}"
-
-
-def _finite_or_null(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite_or_null(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_null(item) for item in value]
-    return value
