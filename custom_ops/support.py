@@ -6,6 +6,10 @@ with ``get_all_backend_handlers(opset imports)`` (our handlers included once
 ``version_N`` where N is the op's since-version at the model's opset. A missing handler or
 ``version_N`` otherwise surfaces only when the graph is first traced, one op at a time;
 :func:`check_supported` reports every such node of the model, subgraphs included, up front.
+It then checks each node's options (attributes) against what its handler implements: a
+handler of ours may define a classmethod ``check_options(node, since_version)`` that raises
+:class:`UnsupportedOptionError` (the LSTM handler's node parser does the same). An unsupported
+op or option is a bad input, not a bug.
 
 ``get_all_backend_handlers`` stores each handler's since-version on the handler *class*, and
 onnx-tf reads it back when it traces a prepared model, which happens lazily at the first
@@ -75,14 +79,60 @@ class UnsupportedOpError(Exception):
         super().__init__(message)
 
 
+class UnsupportedOptionError(ValueError):
+    """A node sets an option (attribute) to a value its handler does not implement. Raised by
+    the up-front check and by a handler that refuses the node while translating it."""
+
+    def __init__(self, op_type: str, node_name: str, option: str, value: Any, supported: str) -> None:
+        self.op_type = op_type
+        self.node_name = node_name
+        self.option = option
+        self.value = value
+        self.supported = supported
+        super().__init__(
+            f"ONNX op {op_type} at node '{node_name}': {option} {value!r} is not supported "
+            f"(supported: {supported})"
+        )
+
+
+def _lstm_options(node: Any, since_version: int) -> None:
+    """The LSTM handler validates every option when it parses the node."""
+    from custom_ops.handlers.lstm import _Config
+
+    _Config.from_node(node)
+
+
+# Option checks of handlers that keep theirs in their node parser, by qualified handler name.
+_PARSER_OPTION_CHECKS = {"custom_ops.handlers.lstm.LSTM": _lstm_options}
+
+
+def check_options(handler: type, node: onnx.NodeProto, since_version: int) -> None:
+    """Raise :class:`UnsupportedOptionError` when ``handler`` does not implement an option
+    ``node`` sets (a no-op for handlers without a check)."""
+    check = getattr(handler, "check_options", None) or _PARSER_OPTION_CHECKS.get(_qualified_name(handler))
+    if check is None:
+        return
+    from onnx_tf.pb_wrapper import OnnxNode
+
+    check(OnnxNode(node), since_version)
+
+
+def node_label(node: onnx.NodeProto) -> str:
+    """A node's name, or a stand-in naming its first output when it has none."""
+    return node.name or f"<unnamed, output '{node.output[0]}'>"
+
+
 def check_supported(model: onnx.ModelProto) -> None:
-    """Raise :class:`UnsupportedOpError` naming every node onnx-tf would fail to dispatch."""
+    """Raise :class:`UnsupportedOpError` naming every node onnx-tf would fail to dispatch, then
+    :class:`UnsupportedOptionError` for the first node with an option its handler lacks."""
     opsets = _opsets(model)
     unsupported = []
     with _handler_table(opsets) as handlers:
         for node in _nodes(model.graph):
             handler, since_version, supported = _resolve(node.domain, node.op_type, handlers, opsets)
             if supported:
+                if not unsupported:
+                    check_options(handler, node, since_version)
                 continue
             unsupported.append(
                 UnsupportedNode(
@@ -90,7 +140,7 @@ def check_supported(model: onnx.ModelProto) -> None:
                     domain=node.domain,
                     opset=opsets.get(node.domain, 1),
                     since_version=since_version,
-                    node_name=node.name or f"<unnamed, output '{node.output[0]}'>",
+                    node_name=node_label(node),
                     handler=None if handler is None else _qualified_name(handler),
                     implemented=() if handler is None else tuple(sorted(handler.get_versions())),
                 )

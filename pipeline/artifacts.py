@@ -8,7 +8,12 @@ wipe unrelated files. A lock file beside the destination makes a second concurre
 the same folder fail at once instead of interleaving. A run killed outright (SIGKILL, power
 loss) leaves its hidden temp sibling behind; the next run into the same folder, once it holds the
 lock (so no live run owns them), deletes such leftovers, and puts the previous artefact back if
-the kill came between the two renames that swap the new folder in.
+the kill came between the two renames that swap the new folder in. The folder is created as a
+plain ``mkdir`` creates one (mode 0777 less the umask), so what it publishes is as readable as
+any other output of the user's.
+
+Every command that writes a folder (``export --out``, ``convert --out``, ``parity --report``,
+``train-parity --report``, the benchmarks' results) writes it through :class:`AtomicOutputDir`.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ import errno
 import fcntl
 import json
 import os
+import random
 import re
 import shutil
-import tempfile
+import string
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -40,6 +46,12 @@ class AtomicOutputDir:
         self._lock_file: Any = None
         self._temp: Path | None = None
 
+    def check(self) -> None:
+        """Refuse the destination now (a file, or a folder this tool did not write without
+        ``force``): call it before a long run, so that a bad ``--out`` fails in seconds. The
+        check is repeated when the block is entered."""
+        self._check_destination()
+
     def __enter__(self) -> Path:
         self._check_destination()
         parent = self.destination.parent
@@ -58,7 +70,7 @@ class AtomicOutputDir:
                 f"another run is writing to {self.destination} right now; try again when it has finished"
             ) from None
         self._remove_leftovers()
-        self._temp = Path(tempfile.mkdtemp(prefix=f".{self.destination.name}.partial-", dir=parent))
+        self._temp = _make_dir(parent, f".{self.destination.name}.partial-")
         return self._temp
 
     def __exit__(
@@ -110,7 +122,7 @@ class AtomicOutputDir:
         (temp / MANIFEST).write_text(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n")
         old = None
         if self.destination.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{self.destination.name}.old-", dir=self.destination.parent))
+            old = _make_dir(self.destination.parent, f".{self.destination.name}.old-")
         try:
             if old is not None:
                 os.rename(self.destination, old / "previous")
@@ -124,6 +136,52 @@ class AtomicOutputDir:
         finally:
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
+
+
+_SUFFIX_CHARACTERS = string.ascii_lowercase + string.digits + "_"
+
+
+def _make_dir(parent: Path, prefix: str) -> Path:
+    """A new folder ``<prefix><8 random characters>`` in ``parent``, made with a plain
+    ``mkdir`` so that it gets the umask's permissions (``tempfile.mkdtemp`` makes it 0700)."""
+    return _new_entry(parent, prefix, lambda path: path.mkdir())
+
+
+def _new_entry(parent: Path, prefix: str, create: Any) -> Path:
+    chooser = random.SystemRandom()
+    for _ in range(100):
+        path = parent / (prefix + "".join(chooser.choices(_SUFFIX_CHARACTERS, k=8)))
+        try:
+            create(path)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(errno.EEXIST, f"no unused name {prefix}* in {parent}")
+
+
+def write_file(destination: Path, text: str) -> None:
+    """Write one text file whole or not at all: into a hidden sibling, then renamed over
+    ``destination``. A folder is never replaced by a file (:class:`UsageError`). The file gets
+    the permissions a plain ``open`` would (0666 less the umask)."""
+    destination = Path(destination).absolute()
+    check_output_file(destination)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        temp = _new_entry(destination.parent, f".{destination.name}.partial-",
+                          lambda path: os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)))
+    except OSError as error:
+        raise UsageError(f"cannot write output file {destination}: {error.strerror}") from None
+    try:
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, destination)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def check_output_file(destination: Path) -> None:
+    """Refuse an output file path that names a folder (call it before a long run)."""
+    if Path(destination).is_dir():
+        raise UsageError(f"output file {destination} is a folder; choose a file name")
 
 
 def is_ours(folder: Path) -> bool:

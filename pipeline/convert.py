@@ -31,10 +31,12 @@ def run_convert(model_path: Path, out: Path, *, force: bool = False) -> int:
 
 def _require_supported(model: onnx.ModelProto, path: Path) -> None:
     """One line naming the first node onnx-tf cannot convert (and how many more there are)."""
-    from custom_ops.support import UnsupportedOpError, check_supported
+    from custom_ops.support import UnsupportedOpError, UnsupportedOptionError, check_supported
 
     try:
         check_supported(model)
+    except UnsupportedOptionError as error:
+        raise UsageError(f"cannot convert {path}: {error}") from None
     except UnsupportedOpError as error:
         more = len(error.nodes) - 1
         rest = f", and {more} more {'node' if more == 1 else 'nodes'}" if more else ""

@@ -343,14 +343,18 @@ def test_bad_inputs_and_tolerances_are_usage_errors(artifacts: Artifacts) -> Non
         run_parity(artifacts.onnx_path, artifacts.saved_model, inputs, tolerances={"nope": (0, 0)})
 
 
-def test_write_report_replaces_an_existing_folder_whole(clean: tuple[ParityResult, Path], tmp_path: Path) -> None:
+def test_write_report_replaces_its_own_folder_whole_and_no_other(clean: tuple[ParityResult, Path], tmp_path: Path) -> None:
     result, _ = clean
     report = tmp_path / "report"
     report.mkdir()
-    (report / "stale.txt").write_text("from an earlier run")
-    write_report(result, report)
-    assert sorted(p.name for p in report.iterdir()) == ["report.html", "report.json", "summary.txt"]
-    assert [p.name for p in tmp_path.iterdir()] == ["report"]
+    (report / "holiday.jpg").write_text("not ours")
+    with pytest.raises(UsageError, match="not written by"):
+        write_report(result, report)
+    assert [p.name for p in report.iterdir()] == ["holiday.jpg"]
+    write_report(result, report, force=True)
+    write_report(result, report)  # ours now: replaced without force
+    assert sorted(p.name for p in report.iterdir()) == ["manifest.json", "report.html", "report.json", "summary.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["report"]
 
 
 def test_html_is_self_contained_and_renders_in_chromium(broken: tuple[ParityResult, Path], tmp_path: Path) -> None:
