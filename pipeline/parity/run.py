@@ -149,6 +149,8 @@ class ParityResult:
         if first is not None:
             module = f" ({first.torch_module})" if first.torch_module else ""
             line += f"; first divergence at {first.onnx_node}{module}"
+        elif self.per_layer is not None and self.per_layer.first_weight_mismatch is not None:
+            line += f"; SavedModel {self.per_layer.first_weight_mismatch.describe()}"
         return line
 
 
@@ -275,6 +277,7 @@ def run_sweep(
                     module_names={n for n, _ in torch_module.named_modules()} if torch_module is not None else None,
                     top_k=top_k,
                     tf_module=tf_module,
+                    saved_model_dir=Path(saved_model_dir),
                 )
                 start, stop = plan.rows_of(sweep.shown_chunk)
                 layer_report.input = {
