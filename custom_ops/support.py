@@ -94,6 +94,17 @@ class UnsupportedOptionError(ValueError):
             f"(supported: {supported})"
         )
 
+    @classmethod
+    def from_onnx_tf(cls, op_type: str, node_name: str, refusal: str) -> UnsupportedOptionError:
+        """onnx-tf's own handlers refuse an option while translating with a RuntimeError
+        ``"<op> with <option> is not supported in Tensorflow."``: the same error, its words."""
+        error = cls.__new__(cls)
+        error.op_type, error.node_name = op_type, node_name
+        error.option, error.value = refusal.rstrip("."), None
+        error.supported = "what onnx-tf 1.10's handler implements"
+        ValueError.__init__(error, f"ONNX op {op_type} at node '{node_name}': {refusal.rstrip('.')} (onnx-tf's handler)")
+        return error
+
 
 def _lstm_options(node: Any, since_version: int) -> None:
     """The LSTM handler validates every option when it parses the node."""

@@ -18,13 +18,18 @@ def run_convert(model_path: Path, out: Path, *, force: bool = False) -> int:
         model = load_onnx(model_path)
     with progress.stage("check ops"):
         _require_supported(model, model_path)
+    from custom_ops.support import UnsupportedOptionError
+
     with AtomicOutputDir(out, force=force) as temp:
         from pipeline.tf_convert import OnnxGraphModule, write_saved_model
 
         with progress.stage("onnx -> tf"):
             module = OnnxGraphModule(model)
-        with progress.stage("write savedmodel"):
-            write_saved_model(module, temp)
+        try:
+            with progress.stage("write savedmodel"):
+                write_saved_model(module, temp)
+        except UnsupportedOptionError as error:  # refused by a handler while tracing
+            raise UsageError(f"cannot convert {model_path}: {error}") from None
         progress.info(f"SavedModel written to {out}")
     return 0
 

@@ -176,6 +176,17 @@ def translate_node(node: Any, values: dict, handlers: dict, opset: list) -> list
         if node.op_type not in AUTOGRAPH_OPS:
             raise
         return _node_ops_autograph(node, values, handlers, opset)
+    except RuntimeError as error:  # onnx-tf's handlers refuse an option they lack this way
+        refusal = str(error)
+        if not _ONNX_TF_REFUSAL.fullmatch(refusal):
+            raise
+        from custom_ops.support import UnsupportedOptionError
+
+        raise UnsupportedOptionError.from_onnx_tf(node.op_type, node.name, refusal) from None
+
+
+# onnx-tf's OP_UNSUPPORTED_EXCEPT message: "<what> is not supported in <framework>."
+_ONNX_TF_REFUSAL = re.compile(r"[^\n]+ is not supported in [^\n]+\.")
 
 
 # Handler inputs that the handler transposes on every call, and the permutation it applies:

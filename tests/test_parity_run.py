@@ -225,7 +225,7 @@ def test_perturbed_handler_fails_the_tf_pairs_and_is_localised(broken: tuple[Par
     data = json.loads((report / "report.json").read_text())
     assert data["passed"] is False
     assert data["first_divergence"] == {
-        "onnx_node": PERTURBED_NODE, "op_type": "Tanh", "torch_module": PERTURBED_MODULE,
+        "kind": "node", "onnx_node": PERTURBED_NODE, "op_type": "Tanh", "torch_module": PERTURBED_MODULE,
         "output": first.output, "max_abs": first.max_abs, "index": first.index,
     }
     assert data["top_k_layers"][0]["passed"] is False

@@ -62,6 +62,27 @@ def test_convert_of_an_unsupported_option_is_one_line_and_exit_2(tmp_path) -> No
     assert not (tmp_path / "sm").exists()
 
 
+def test_an_option_onnx_tf_refuses_while_translating_is_one_line_and_exit_2(tmp_path) -> None:
+    """torch exports GRU with linear_before_reset=1, which onnx-tf's GRU handler refuses."""
+    import io
+    import warnings
+
+    import torch
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(torch.nn.GRU(3, 4), (torch.zeros(5, 1, 3),), buffer, dynamo=False, opset_version=17,
+                          input_names=["x"])
+    (tmp_path / "gru.onnx").write_bytes(buffer.getvalue())
+    result = run_cli("convert", str(tmp_path / "gru.onnx"), "--out", str(tmp_path / "sm"))
+    assert result.returncode == 2, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot convert") and "ONNX op GRU at node '/GRU'" in last, last
+    assert "linear_before_reset" in last and "internal error" not in result.stderr
+    assert not (tmp_path / "sm").exists()
+
+
 def test_a_handler_type_error_is_not_retried_through_autograph(monkeypatch: pytest.MonkeyPatch) -> None:
     """A handler bug (TypeError) of an op outside AUTOGRAPH_OPS propagates; only the named ops
     get the AutoGraph retry."""
@@ -131,3 +152,17 @@ def test_a_parity_run_asked_for_cuda_stops_after_the_first_call_on_the_cpu(tmp_p
     assert "onnxruntime" in message or "ort" in message
     assert "CPU" in message
     verify_placement([])  # nothing to check: no error
+
+
+def test_the_per_layer_sessions_are_checked_too() -> None:
+    """The per-layer pass builds its own onnxruntime session and TF trace: a CPU placement under
+    a cuda request fails there as well."""
+    from pipeline.parity.layers import ort_node_outputs, tf_node_outputs
+
+    model = onnx.load_from_string(tiny_onnx_model())
+    inputs = {"x": np.ones((1, 4), np.float32)}
+    assert set(ort_node_outputs(model, inputs, [CPU_EP])) == {"y"}
+    with pytest.raises(PipelineError, match=r"^--device cuda: onnxruntime \(per-layer\) session runs on CPUExecutionProvider"):
+        ort_node_outputs(model, inputs, [CPU_EP], require_gpu=True)
+    with pytest.raises(PipelineError, match=r"^--device cuda: tensorflow \(per-layer\) ran on .*CPU:0, not a GPU"):
+        tf_node_outputs(model, inputs, "/CPU:0", require_gpu=True)

@@ -343,15 +343,17 @@ def localise(
     top_k: int = DEFAULT_TOP_K,
     tf_module: Any = None,
     saved_model_dir: Path | None = None,
+    require_gpu: bool = False,
 ) -> LayerReport:
     """Compare every node output of ``model`` between onnxruntime and TensorFlow (TensorFlow's
     TensorFloat-32 setting is the caller's: see :func:`pipeline.parity.backends.float32_precision`),
     and the weights of the SavedModel under test (``saved_model_dir``) with the initializers.
-    ``tf_module``: ``model`` already imported as an ``OnnxGraphModule`` (see :func:`tf_node_outputs`)."""
+    ``tf_module``: ``model`` already imported as an ``OnnxGraphModule`` (see :func:`tf_node_outputs`).
+    ``require_gpu`` (``--device cuda``): raise when either backend did not run on the GPU."""
     stored = saved_model_weights(saved_model_dir) if saved_model_dir is not None else None
     weight_mismatches = compare_weights(model, stored, module_names) if stored is not None else []
-    ort_values = ort_node_outputs(model, inputs, ort_providers, allow_tf32)
-    tf_values = tf_node_outputs(model, inputs, tf_device, tf_module)
+    ort_values = ort_node_outputs(model, inputs, ort_providers, allow_tf32, require_gpu)
+    tf_values = tf_node_outputs(model, inputs, tf_device, tf_module, require_gpu)
     nodes = []
     for index, node in enumerate(model.graph.node):
         compared = [
@@ -380,7 +382,11 @@ def localise(
 
 
 def ort_node_outputs(
-    model: onnx.ModelProto, inputs: dict[str, np.ndarray], providers: list[str] | None, allow_tf32: bool = False
+    model: onnx.ModelProto,
+    inputs: dict[str, np.ndarray],
+    providers: list[str] | None,
+    allow_tf32: bool = False,
+    require_gpu: bool = False,
 ) -> dict[str, np.ndarray]:
     """Every non-empty float node output, computed by onnxruntime."""
     import onnxruntime as ort
@@ -401,13 +407,19 @@ def ort_node_outputs(
     session = ort.InferenceSession(
         exposed.SerializeToString(), options, providers=ort_provider_options(providers or [CPU_EP], allow_tf32)
     )
+    if require_gpu:
+        _require_gpu("onnxruntime (per-layer)", {"providers_used": session.get_providers()})
     names = [output.name for output in session.get_outputs()]
     values = dict(zip(names, session.run(names, inputs)))
     return {name: value for name, value in values.items() if _comparable(value)}
 
 
 def tf_node_outputs(
-    model: onnx.ModelProto, inputs: dict[str, np.ndarray], device: str | None, module: Any = None
+    model: onnx.ModelProto,
+    inputs: dict[str, np.ndarray],
+    device: str | None,
+    module: Any = None,
+    require_gpu: bool = False,
 ) -> dict[str, np.ndarray]:
     """Every non-empty float node output, computed by the onnx-tf translation of ``model``:
     ``module`` (an ``OnnxGraphModule`` of ``model``) or a fresh import. The node outputs are
@@ -416,11 +428,23 @@ def tf_node_outputs(
 
     from pipeline.tf_convert import OnnxGraphModule, tf_name
 
-    with tf.device(device or default_tf_device()):
+    device = device or default_tf_device()
+    with tf.device(device):
         traced = (module if module is not None else OnnxGraphModule(model)).node_outputs_function()
         values = traced(**{tf_name(name): tf.constant(value) for name, value in inputs.items()})
+    if require_gpu and values:
+        _require_gpu("tensorflow (per-layer)", {"device_used": next(iter(values.values())).device})
     arrays = {name: value.numpy() for name, value in values.items()}
     return {name: value for name, value in arrays.items() if _comparable(value)}
+
+
+def _require_gpu(backend: str, description: dict[str, Any]) -> None:
+    from pipeline.devices import placement_problem
+    from pipeline.errors import PipelineError
+
+    problem = placement_problem(backend, description)
+    if problem is not None:
+        raise PipelineError(f"--device cuda: {problem}")
 
 
 def _inferred_elem_types(model: onnx.ModelProto) -> dict[str, int]:

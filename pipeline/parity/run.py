@@ -278,6 +278,7 @@ def run_sweep(
                     top_k=top_k,
                     tf_module=tf_module,
                     saved_model_dir=Path(saved_model_dir),
+                    require_gpu=require_gpu,
                 )
                 start, stop = plan.rows_of(sweep.shown_chunk)
                 layer_report.input = {
