@@ -83,27 +83,26 @@ class UnsupportedOptionError(ValueError):
     """A node sets an option (attribute) to a value its handler does not implement. Raised by
     the up-front check and by a handler that refuses the node while translating it."""
 
-    def __init__(self, op_type: str, node_name: str, option: str, value: Any, supported: str) -> None:
+    def __init__(
+        self, op_type: str, node_name: str, option: str, value: Any, supported: str, *, message: str | None = None
+    ) -> None:
         self.op_type = op_type
         self.node_name = node_name
         self.option = option
         self.value = value
         self.supported = supported
         super().__init__(
-            f"ONNX op {op_type} at node '{node_name}': {option} {value!r} is not supported "
-            f"(supported: {supported})"
+            message
+            or f"ONNX op {op_type} at node '{node_name}': {option} {value!r} is not supported (supported: {supported})"
         )
 
     @classmethod
     def from_onnx_tf(cls, op_type: str, node_name: str, refusal: str) -> UnsupportedOptionError:
         """onnx-tf's own handlers refuse an option while translating with a RuntimeError
-        ``"<op> with <option> is not supported in Tensorflow."``: the same error, its words."""
-        error = cls.__new__(cls)
-        error.op_type, error.node_name = op_type, node_name
-        error.option, error.value = refusal.rstrip("."), None
-        error.supported = "what onnx-tf 1.10's handler implements"
-        ValueError.__init__(error, f"ONNX op {op_type} at node '{node_name}': {refusal.rstrip('.')} (onnx-tf's handler)")
-        return error
+        ``"<op> with <option> is not supported in Tensorflow."``: the same error, in its words."""
+        words = refusal.rstrip(".")
+        return cls(op_type, node_name, words, None, "what onnx-tf 1.10's handler implements",
+                   message=f"ONNX op {op_type} at node '{node_name}': {words} (onnx-tf's handler)")
 
 
 def _lstm_options(node: Any, since_version: int) -> None:
@@ -128,11 +127,6 @@ def check_options(handler: type, node: onnx.NodeProto, since_version: int) -> No
     check(OnnxNode(node), since_version)
 
 
-def node_label(node: onnx.NodeProto) -> str:
-    """A node's name, or a stand-in naming its first output when it has none."""
-    return node.name or f"<unnamed, output '{node.output[0]}'>"
-
-
 def check_supported(model: onnx.ModelProto) -> None:
     """Raise :class:`UnsupportedOpError` naming every node onnx-tf would fail to dispatch, then
     :class:`UnsupportedOptionError` for the first node with an option its handler lacks."""
@@ -151,7 +145,7 @@ def check_supported(model: onnx.ModelProto) -> None:
                     domain=node.domain,
                     opset=opsets.get(node.domain, 1),
                     since_version=since_version,
-                    node_name=node_label(node),
+                    node_name=node.name or f"<unnamed, output '{node.output[0]}'>",
                     handler=None if handler is None else _qualified_name(handler),
                     implemented=() if handler is None else tuple(sorted(handler.get_versions())),
                 )

@@ -13,7 +13,8 @@ plain ``mkdir`` creates one (mode 0777 less the umask), so what it publishes is 
 any other output of the user's.
 
 Every command that writes a folder (``export --out``, ``convert --out``, ``parity --report``,
-``train-parity --report``, the benchmarks' results) writes it through :class:`AtomicOutputDir`.
+``train-parity --report``) writes it through :class:`AtomicOutputDir`; a single output file
+(the benchmarks' results) through :func:`write_file`, which never replaces a folder.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import random
 import re
 import shutil
 import string
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -147,7 +149,9 @@ def _make_dir(parent: Path, prefix: str) -> Path:
     return _new_entry(parent, prefix, lambda path: path.mkdir())
 
 
-def _new_entry(parent: Path, prefix: str, create: Any) -> Path:
+def _new_entry(parent: Path, prefix: str, create: Callable[[Path], object]) -> Path:
+    """``parent / <prefix><8 random characters>`` made by ``create`` (which raises
+    FileExistsError when the name is taken)."""
     chooser = random.SystemRandom()
     for _ in range(100):
         path = parent / (prefix + "".join(chooser.choices(_SUFFIX_CHARACTERS, k=8)))

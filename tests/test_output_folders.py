@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import REPO_ROOT, run_cli
 from onnx import TensorProto, helper
 
-from conftest import REPO_ROOT, run_cli
 from pipeline.artifacts import MANIFEST, AtomicOutputDir, write_file
 from pipeline.errors import UsageError
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import run_cli
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import run_cli
 from pipeline.parity.layers import compare_weights, saved_model_weights
 
 

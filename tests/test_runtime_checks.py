@@ -6,11 +6,16 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from conftest import run_cli
 from onnx import TensorProto, helper
 
-from conftest import run_cli
 from custom_ops.support import UnsupportedOptionError, check_supported
-from pipeline.devices import CPU_EP, placement_problem, tiny_onnx_model, verify_placement
+from pipeline.devices import (
+    CPU_EP,
+    placement_problem,
+    tiny_onnx_model,
+    verify_placement,
+)
 from pipeline.errors import PipelineError
 
 
@@ -86,8 +91,9 @@ def test_an_option_onnx_tf_refuses_while_translating_is_one_line_and_exit_2(tmp_
 def test_a_handler_type_error_is_not_retried_through_autograph(monkeypatch: pytest.MonkeyPatch) -> None:
     """A handler bug (TypeError) of an op outside AUTOGRAPH_OPS propagates; only the named ops
     get the AutoGraph retry."""
-    import pipeline.tf_convert as tf_convert
     from onnx_tf.handlers.backend.tanh import Tanh
+
+    import pipeline.tf_convert as tf_convert
 
     calls: list[str] = []
 
