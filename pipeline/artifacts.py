@@ -189,9 +189,20 @@ def check_output_file(destination: Path) -> None:
 
 
 def is_ours(folder: Path) -> bool:
-    """True when ``folder`` holds a manifest this tool wrote."""
+    """True when ``folder`` holds a manifest this tool wrote, or is a subfolder whose files the
+    manifest of its parent lists (an export's ``report/``, which ``parity --report`` may rewrite)."""
+    manifest = _manifest(folder)
+    if manifest is not None:
+        return True
+    parent = _manifest(folder.parent)
+    files = parent.get("files") if parent is not None else None
+    return isinstance(files, list) and any(str(f).startswith(f"{folder.name}/") for f in files)
+
+
+def _manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest this tool wrote into ``folder``, if any."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and manifest.get("tool") == TOOL_NAME
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("tool") == TOOL_NAME else None

@@ -45,8 +45,14 @@ def test_weights_of_a_saved_model_are_compared_by_name_with_transposes_undone(tm
     assert changed.elements_differing == 1 and changed.max_abs == pytest.approx(0.5)
 
     odd = {"net.conv.weight": np.zeros((2, 2), np.float32), "stray": np.zeros(1, np.float32)}
-    kinds = {w.initializer: w.kind for w in compare_weights(model, odd)}
-    assert kinds == {"net.conv.weight": "shape", "net.conv.bias": "missing", "stray": "extra"}
+    found = compare_weights(model, odd)
+    assert {w.initializer: w.kind for w in found} == {"net.conv.weight": "shape", "net.conv.bias": "missing", "stray": "extra"}
+    assert [w.describe() for w in found] == [
+        "weight net.conv.weight (torch module net.conv, node /net/conv/Conv): shape [2, 2] in the SavedModel, "
+        "[4, 3, 3] in the ONNX model",
+        "weight net.conv.bias (torch module net.conv, node /net/conv/Conv): not in the SavedModel",
+        "weight stray (no node): in the SavedModel only",
+    ]
 
 
 def test_a_folder_that_is_not_a_saved_model_of_ours_is_not_checked(tmp_path: Path) -> None:
@@ -81,3 +87,18 @@ def test_tampered_onnx_against_its_untampered_saved_model_names_decoder_lstm1(
     assert "SavedModel weights: 1 differ" in terminal
     assert "not the SavedModel under test" in terminal
     assert "decoder.lstm1" in (tmp_path / "report" / "report.html").read_text()
+
+
+def test_agreeing_nodes_beside_a_failing_pair_always_say_why() -> None:
+    from pipeline.parity import LayerReport, Tolerance
+    from pipeline.parity.layers import WeightMismatch
+
+    clean = LayerReport(tolerance=Tolerance(1e-5, 1e-4), nodes=[], nodes_total=0, weights_compared=3)
+    assert clean.nodes_line(set()) is None
+    assert "SavedModel's own graph" in clean.nodes_line({"ort-tf", "torch-tf"})
+    assert "involve PyTorch" in clean.nodes_line({"torch-ort"})
+    stale = WeightMismatch("w", "missing", [], None, None, [2], None)
+    edited = LayerReport(tolerance=Tolerance(1e-5, 1e-4), nodes=[], nodes_total=0, weight_mismatches=[stale],
+                         weights_compared=3)
+    assert "weights differ" in edited.nodes_line({"ort-tf"})
+    assert "SavedModel weights: 1 differ" in edited.weights_line() and "w (no node)" in edited.weights_line()

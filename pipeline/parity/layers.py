@@ -117,12 +117,12 @@ class WeightMismatch:
         """One phrase for the terminal and the HTML."""
         module = f"torch module {self.torch_module}, " if self.torch_module else ""
         where = f"{module}node {self.onnx_nodes[0]}" if self.onnx_nodes else module.rstrip(", ") or "no node"
-        detail = {
-            "value": f"max abs {self.max_abs:.2e} in {self.elements_differing} elements",
-            "shape": f"shape {self.saved_model_shape} in the SavedModel, {self.onnx_shape} in the ONNX model",
-            "missing": "not in the SavedModel",
-            "extra": "in the SavedModel only",
-        }[self.kind]
+        if self.kind == "value":
+            detail = f"max abs {self.max_abs:.2e} in {self.elements_differing} elements"
+        elif self.kind == "shape":
+            detail = f"shape {self.saved_model_shape} in the SavedModel, {self.onnx_shape} in the ONNX model"
+        else:
+            detail = "not in the SavedModel" if self.kind == "missing" else "in the SavedModel only"
         return f"weight {self.initializer} ({where}): {detail}"
 
 
@@ -164,10 +164,14 @@ class LayerReport:
             + "; ".join(w.describe() for w in shown) + (f"; and {more} more" if more else "")
         )
 
-    def nodes_line(self, outputs_passed: bool) -> str | None:
-        """Why every node output can agree while the outputs fail; None when there is nothing to say."""
-        if self.first_divergence is not None or outputs_passed:
+    def nodes_line(self, failing_pairs: Collection[str]) -> str | None:
+        """Why every node output agrees although output pairs (names like ``ort-tf``) fail;
+        None when a node diverges or no pair fails."""
+        if self.first_divergence is not None or not failing_pairs:
             return None
+        if "ort-tf" not in failing_pairs:
+            return (f"the failing pairs ({', '.join(sorted(failing_pairs))}) involve PyTorch, which the per-layer "
+                    "pass does not run: the ONNX model computes otherwise than the PyTorch module")
         why = ("the SavedModel's weights differ (above)" if self.weight_mismatches
                else "the difference lies in the SavedModel's own graph, which this check does not run")
         return ("the per-layer nodes are the ONNX model re-translated in-process, not the SavedModel "

@@ -274,7 +274,7 @@ def _layers(result: ParityResult) -> str:
     parts.append(f'<p class="{weights_class}">{escape_html(layers.weights_line())}</p>')
     if first is None:
         parts.append(f'<p class="ok">No node exceeds the layer tolerance ({escape_html(str(layers.tolerance))}).</p>')
-        why = layers.nodes_line(result.passed)
+        why = layers.nodes_line({c.pair for c in result.comparisons if not c.passed})
         if why is not None:
             parts.append(f'<div class="divergence">{escape_html(why)}</div>')
     else:

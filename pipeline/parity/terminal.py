@@ -54,7 +54,7 @@ def summary_table(result: ParityResult) -> str:
         lines.append(result.per_layer.weights_line())
         if first is None:
             lines.append(f"per-layer: all {len(result.per_layer.nodes)} compared node outputs within tolerance (ort vs tf)")
-            why = result.per_layer.nodes_line(result.passed)
+            why = result.per_layer.nodes_line({c.pair for c in result.comparisons if not c.passed})
             if why is not None:
                 lines.append(f"  {why}")
         else:
