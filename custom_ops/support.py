@@ -79,30 +79,40 @@ class UnsupportedOpError(Exception):
         super().__init__(message)
 
 
-class UnsupportedOptionError(ValueError):
-    """A node sets an option (attribute) to a value its handler does not implement. Raised by
-    the up-front check and by a handler that refuses the node while translating it."""
+class UnsupportedOptionError(Exception):
+    """A node sets an option (attribute) to a value its handler does not implement: bad input.
+    Raised by the up-front check and by a handler that refuses the node while translating it.
+    Made by :meth:`of` (or :meth:`from_onnx_tf`); ``op_type``, ``node_name``, ``option``,
+    ``value`` and ``supported`` describe it. ``__init__`` is Exception's own, so that AutoGraph,
+    which re-raises an error from converted code as ``type(error)(message)`` only for such
+    classes, keeps the type (the attributes are then None)."""
 
-    def __init__(
-        self, op_type: str, node_name: str, option: str, value: Any, supported: str, *, message: str | None = None
-    ) -> None:
-        self.op_type = op_type
-        self.node_name = node_name
-        self.option = option
-        self.value = value
-        self.supported = supported
-        super().__init__(
-            message
-            or f"ONNX op {op_type} at node '{node_name}': {option} {value!r} is not supported (supported: {supported})"
-        )
+    op_type: str | None = None
+    node_name: str | None = None
+    option: str | None = None
+    value: Any = None
+    supported: str | None = None
+
+    @classmethod
+    def of(cls, op_type: str, node_name: str, option: str, value: Any, supported: str) -> UnsupportedOptionError:
+        """One line: ``ONNX op OP at node 'NAME': OPTION VALUE is not supported (supported: ...)``."""
+        message = f"ONNX op {op_type} at node '{node_name}': {option} {value!r} is not supported (supported: {supported})"
+        return cls._with(message, op_type, node_name, option, value, supported)
 
     @classmethod
     def from_onnx_tf(cls, op_type: str, node_name: str, refusal: str) -> UnsupportedOptionError:
         """onnx-tf's own handlers refuse an option while translating with a RuntimeError
         ``"<op> with <option> is not supported in Tensorflow."``: the same error, in its words."""
         words = refusal.rstrip(".")
-        return cls(op_type, node_name, words, None, "what onnx-tf 1.10's handler implements",
-                   message=f"ONNX op {op_type} at node '{node_name}': {words} (onnx-tf's handler)")
+        message = f"ONNX op {op_type} at node '{node_name}': {words} (onnx-tf's handler)"
+        return cls._with(message, op_type, node_name, words, None, "what onnx-tf 1.10's handler implements")
+
+    @classmethod
+    def _with(cls, message: str, op_type: str, node_name: str, option: str, value: Any, supported: str) -> UnsupportedOptionError:
+        error = cls(message)
+        error.op_type, error.node_name, error.option, error.value, error.supported = (
+            op_type, node_name, option, value, supported)
+        return error
 
 
 def _lstm_options(node: Any, since_version: int) -> None:

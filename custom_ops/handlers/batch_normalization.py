@@ -138,9 +138,9 @@ class BatchNormalization(BackendHandler):
         """Versions 1-7 go through onnx-tf's handler, which implements only ``spatial=1``
         (per-channel statistics) and, before version 7, only ``is_test=1``."""
         if since_version < 9 and node.attrs.get("spatial", 1) != 1:
-            raise UnsupportedOptionError("BatchNormalization", node.name, "spatial", node.attrs["spatial"], "1")
+            raise UnsupportedOptionError.of("BatchNormalization", node.name, "spatial", node.attrs["spatial"], "1")
         if since_version < 7 and node.attrs.get("is_test", 0) != 1:
-            raise UnsupportedOptionError(
+            raise UnsupportedOptionError.of(
                 "BatchNormalization", node.name, "is_test", node.attrs.get("is_test", 0),
                 "1 (training mode needs BatchNormalization 9 or later)",
             )

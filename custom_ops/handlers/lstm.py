@@ -105,7 +105,7 @@ def _parse_activations(
     for name in names:
         key = name.lower()
         if key not in _ACTIVATION_PARAMETERS:
-            raise UnsupportedOptionError(
+            raise UnsupportedOptionError.of(
                 "LSTM", node_name, "activation", name, ", ".join(sorted(_ACTIVATION_PARAMETERS))
             )
         default_alpha, default_beta = _ACTIVATION_PARAMETERS[key]
@@ -146,13 +146,13 @@ class _Config:
             direction
         )
         if backward is None:
-            raise UnsupportedOptionError("LSTM", node.name, "direction", direction, "forward, reverse, bidirectional")
+            raise UnsupportedOptionError.of("LSTM", node.name, "direction", direction, "forward, reverse, bidirectional")
         layout = attrs.get("layout", 0)
         if layout not in (0, 1):
-            raise UnsupportedOptionError("LSTM", node.name, "layout", layout, "0, 1")
+            raise UnsupportedOptionError.of("LSTM", node.name, "layout", layout, "0, 1")
         names = attrs.get("activations", ["Sigmoid", "Tanh", "Tanh"] * len(backward))
         if len(names) != 3 * len(backward):
-            raise UnsupportedOptionError(
+            raise UnsupportedOptionError.of(
                 "LSTM", node.name, "activations", list(names), f"{3 * len(backward)} functions for direction {direction!r}"
             )
         specs = _parse_activations(
