@@ -179,7 +179,8 @@ def _add_parity(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--onnx", type=Path, required=True, help="the ONNX model")
     p.add_argument("--saved-model", type=Path, required=True, help="the TF SavedModel folder")
-    p.add_argument("--report", type=Path, required=True, help="folder for report.json, report.html, summary.txt")
+    p.add_argument("--report", type=Path, required=True,
+                   help="folder for report.json, report.html, summary.txt (and manifest.json)")
     p.add_argument("--checkpoint", type=Path, help="AutoVC checkpoint the ONNX was exported from (adds PyTorch)")
     p.add_argument("--freq", type=int, default=32, help="code down-sampling factor of the checkpoint (default 32)")
     p.add_argument("--sweep", type=Path, metavar="PATH",

@@ -275,7 +275,7 @@ def test_tensor_float_32_is_off_during_the_run_and_restored_after() -> None:
 
 def test_report_json_is_strict_and_complete(clean: tuple[ParityResult, Path]) -> None:
     result, report = clean
-    assert sorted(p.name for p in report.iterdir()) == ["report.html", "report.json", "summary.txt"]
+    assert sorted(p.name for p in report.iterdir()) == ["manifest.json", "report.html", "report.json", "summary.txt"]
 
     def reject(constant: str) -> None:
         raise AssertionError(f"non-standard JSON constant {constant}")
@@ -299,6 +299,7 @@ def test_report_json_is_strict_and_complete(clean: tuple[ParityResult, Path]) ->
         assert key in comparison, key
     assert set(comparison["max_abs_at"]["named"]) == {"batch", "time", "channel"}
     assert len(data["top_k_layers"]) == min(10, data["per_layer"]["nodes_compared"])
+    assert data["per_layer"]["weight_mismatches"] == [] and data["per_layer"]["weights_compared"] > 0
     assert data["timings_s"]["parity: total"] > 0
     assert (report / "summary.txt").read_text() == summary_table(result)
 
