@@ -91,6 +91,9 @@ def test_an_option_onnx_tf_refuses_while_translating_is_one_line_and_exit_2(tmp_
 def test_a_handler_type_error_is_not_retried_through_autograph(monkeypatch: pytest.MonkeyPatch) -> None:
     """A handler bug (TypeError) of an op outside AUTOGRAPH_OPS propagates; only the named ops
     get the AutoGraph retry."""
+    import custom_ops
+
+    custom_ops.register()  # before importing an onnx-tf handler module: the compat shims
     from onnx_tf.handlers.backend.tanh import Tanh
 
     import pipeline.tf_convert as tf_convert
