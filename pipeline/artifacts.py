@@ -27,7 +27,7 @@ import random
 import re
 import shutil
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -39,11 +39,15 @@ TOOL_NAME = "autovc-onnx-tf"
 
 
 class AtomicOutputDir:
-    """``with AtomicOutputDir(dest) as tmp:`` write into ``tmp``; on success it becomes ``dest``."""
+    """``with AtomicOutputDir(dest) as tmp:`` write into ``tmp``; on success it becomes ``dest``.
 
-    def __init__(self, destination: Path, *, force: bool = False) -> None:
+    ``reads``: the files and folders the run reads; a destination that is one of them or holds
+    one is refused even with ``force`` (replacing it would delete the run's own input)."""
+
+    def __init__(self, destination: Path, *, force: bool = False, reads: Iterable[Path | None] = ()) -> None:
         self.destination = Path(destination).absolute()
         self.force = force
+        self.reads = [Path(path) for path in reads if path is not None]
         self.manifest: dict[str, Any] = {"tool": TOOL_NAME}
         self._lock_file: Any = None
         self._temp: Path | None = None
@@ -94,6 +98,11 @@ class AtomicOutputDir:
         dest = self.destination
         if dest.exists() and not dest.is_dir():
             raise UsageError(f"output path {dest} exists and is not a folder")
+        for path in self.reads:
+            resolved = path.resolve()
+            if resolved == dest.resolve() or dest.resolve() in resolved.parents:
+                raise UsageError(f"output folder {dest} holds the input {path}, which writing it would delete; "
+                                 "choose another folder")
         if dest.is_dir() and any(dest.iterdir()) and not is_ours(dest) and not self.force:
             raise UsageError(
                 f"output folder {dest} exists and was not written by {TOOL_NAME} "

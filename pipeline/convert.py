@@ -20,7 +20,7 @@ def run_convert(model_path: Path, out: Path, *, force: bool = False) -> int:
         _require_supported(model, model_path)
     from custom_ops.support import UnsupportedOptionError
 
-    with AtomicOutputDir(out, force=force) as temp:
+    with AtomicOutputDir(out, force=force, reads=[model_path]) as temp:
         from pipeline.tf_convert import OnnxGraphModule, write_saved_model
 
         with progress.stage("onnx -> tf"):

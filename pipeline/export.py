@@ -64,7 +64,7 @@ def run_export(options: ExportOptions) -> int:
     inputs = build_inputs(dim_emb=generator.dim_emb, **options.inputs)
     input_files = provenance.build_input_files(checkpoint=options.checkpoint, **options.inputs)
 
-    output = AtomicOutputDir(out, force=options.force)
+    output = AtomicOutputDir(out, force=options.force, reads=[path for _, path in input_files])
     with output as temp, torch_threads(TORCH_CPU_THREADS):
         # Devices and TensorFlow come after every input and the output folder are checked, so
         # that a bad input fails in seconds.

@@ -116,3 +116,19 @@ def test_published_folder_and_file_get_the_umask_permissions(tmp_path: Path, uma
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o777 & ~umask
     assert stat.S_IMODE((tmp_path / "results.json").stat().st_mode) == 0o666 & ~umask
+
+
+def test_an_output_folder_holding_the_runs_own_input_is_refused_even_with_force(
+    tmp_path: Path, tiny_model: tuple[Path, Path]
+) -> None:
+    """A converted SavedModel folder is ours, so --force is not what protects it: the check is."""
+    onnx_path, saved_model = tiny_model
+    before = sorted(p.relative_to(saved_model) for p in saved_model.rglob("*"))
+    result = run_cli("parity", "--onnx", str(onnx_path), "--saved-model", str(saved_model),
+                     "--report", str(saved_model), "--force")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "holds the input" in result.stderr.strip().splitlines()[-1]
+    assert sorted(p.relative_to(saved_model) for p in saved_model.rglob("*")) == before
+    converted = run_cli("convert", str(onnx_path), "--out", str(onnx_path.parent), "--force")
+    assert converted.returncode == 2 and "holds the input" in converted.stderr, converted.stderr[-3000:]
+    assert onnx_path.is_file()

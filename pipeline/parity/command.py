@@ -58,7 +58,8 @@ def run_parity_command(options: ParityOptions) -> int:
     from pipeline.devices import resolve_devices
 
     progress = Progress()
-    AtomicOutputDir(options.report, force=options.force).check()  # before minutes of work
+    reads = [options.onnx, options.saved_model, *(path for _, path in _input_files(options))]
+    AtomicOutputDir(options.report, force=options.force, reads=reads).check()  # before minutes of work
     plan = resolve_devices(options.device)
     progress.info(plan.describe())
     model = load_onnx(options.onnx)

@@ -239,7 +239,7 @@ def train_parity(
     if steps < 1:
         raise UsageError(f"steps must be at least 1, got {steps}")
     if report_dir is not None:  # a folder this tool did not write is refused before the run
-        AtomicOutputDir(Path(report_dir), force=force).check()
+        AtomicOutputDir(Path(report_dir), force=force, reads=[checkpoint, data]).check()
     progress = progress or Progress()
     if generator is None:
         generator, info = load_generator(checkpoint, freq) if checkpoint else random_generator(0, freq=freq)
