@@ -123,19 +123,6 @@ def _check_choice(requested: str) -> None:
         raise UsageError(f"--device must be one of {', '.join(DEVICE_CHOICES)}, not {requested!r}")
 
 
-def verify_ort_session(session: Any, plan: DevicePlan) -> list[str]:
-    """Return the providers an ``InferenceSession`` really registered; raise if the plan's first is absent.
-
-    onnxruntime falls back to the CPU with only a log line when the CUDA provider cannot be
-    created, so a session built from ``plan.ort_providers`` must be checked after the fact.
-    """
-    used = list(session.get_providers())
-    wanted = plan.ort_providers[0]
-    if wanted not in used:
-        raise PipelineError(f"onnxruntime session runs on {', '.join(used)} although the device plan chose {wanted}")
-    return used
-
-
 def placement_problem(backend: str, description: Mapping[str, Any]) -> str | None:
     """Why a backend did not run on the GPU, from its ``describe()`` after its first call (None:
     it did). torch: the device of its parameters (``device``); onnxruntime: the providers the
