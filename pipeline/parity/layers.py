@@ -198,10 +198,10 @@ class LayerReport:
         }
 
 
-def first_divergence_json(report: LayerReport) -> dict[str, Any] | None:
+def first_divergence_json(report: LayerReport, outputs_passed: bool) -> dict[str, Any] | None:
     """The ``first_divergence`` object of report.json: the first diverging node output
-    (``kind`` ``node``), else the earliest weight the SavedModel holds otherwise than the ONNX
-    model (``kind`` ``weight``), else None."""
+    (``kind`` ``node``), else, when the outputs fail, the earliest weight the SavedModel holds
+    otherwise than the ONNX model (``kind`` ``weight``), else None."""
     node = report.first_divergence
     if node is not None:
         return {
@@ -214,7 +214,7 @@ def first_divergence_json(report: LayerReport) -> dict[str, Any] | None:
             "index": node.index,
         }
     weight = report.first_weight_mismatch
-    if weight is None:
+    if weight is None or outputs_passed:
         return None
     return {
         "kind": "weight",

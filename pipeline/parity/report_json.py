@@ -71,7 +71,7 @@ def report_dict(result: ParityResult) -> dict[str, Any]:
             }
             for case in result.cases
         ],
-        "first_divergence": first_divergence_json(result.per_layer) if result.per_layer else None,
+        "first_divergence": first_divergence_json(result.per_layer, result.passed) if result.per_layer else None,
         "top_k_layers": [node.to_json() for node in result.per_layer.worst()] if result.per_layer else [],
         "per_layer": result.per_layer.to_json() if result.per_layer else None,
         "chunking": result.chunking,
