@@ -175,3 +175,20 @@ def test_the_per_layer_sessions_are_checked_too() -> None:
         ort_node_outputs(model, inputs, [CPU_EP], require_gpu=True)
     with pytest.raises(PipelineError, match=r"^--device cuda: tensorflow \(per-layer\) ran on .*CPU:0, not a GPU"):
         tf_node_outputs(model, inputs, "/CPU:0", require_gpu=True)
+
+
+def test_the_command_line_maps_a_refused_option_from_any_command_to_exit_2(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Wherever a handler refuses an option (parity re-translates the ONNX model too), the
+    command line prints one error line and exits 2, not 'internal error'."""
+    import pipeline.convert
+    from pipeline.cli import main
+
+    def refuse(*args, **kwargs):
+        raise UnsupportedOptionError.of("LSTM", "enc_lstm", "layout", 2, "0, 1")
+
+    monkeypatch.setattr(pipeline.convert, "run_convert", refuse)
+    assert main(["convert", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (
+        "error: ONNX op LSTM at node 'enc_lstm': layout 2 is not supported (supported: 0, 1)\n")
