@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline.artifacts import check_output_file, write_file
+from pipeline.errors import UsageError
+
 from . import conversion, report
 from .common import machine
 
@@ -50,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    try:  # before minutes of measuring: never replace a folder with a result file
+        for path in (args.results, args.markdown):
+            check_output_file(path)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     command = "python -m benchmarks" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     results: dict[str, Any] = {
         "command": command,
@@ -81,10 +90,9 @@ def main(argv: list[str] | None = None) -> int:
                 results[section].append(json.loads(out.read_text()))
     results["machine"]["load_average_end"] = machine()["load_average"]
 
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(results, indent=1) + "\n")
     markdown = report.render(results)
-    args.markdown.write_text(markdown)
+    write_file(args.results, json.dumps(results, indent=1) + "\n")
+    write_file(args.markdown, markdown)
     print(markdown)
     print(f"results: {args.results}, tables: {args.markdown}", file=sys.stderr)
     return 0

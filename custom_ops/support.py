@@ -6,6 +6,10 @@ with ``get_all_backend_handlers(opset imports)`` (our handlers included once
 ``version_N`` where N is the op's since-version at the model's opset. A missing handler or
 ``version_N`` otherwise surfaces only when the graph is first traced, one op at a time;
 :func:`check_supported` reports every such node of the model, subgraphs included, up front.
+It then checks each node's options (attributes) against what its handler implements: a
+handler of ours may define a classmethod ``check_options(node, since_version)`` that raises
+:class:`UnsupportedOptionError` (the LSTM handler's node parser does the same). An unsupported
+op or option is a bad input, not a bug.
 
 ``get_all_backend_handlers`` stores each handler's since-version on the handler *class*, and
 onnx-tf reads it back when it traces a prepared model, which happens lazily at the first
@@ -75,14 +79,75 @@ class UnsupportedOpError(Exception):
         super().__init__(message)
 
 
+class UnsupportedOptionError(Exception):
+    """A node sets an option (attribute) to a value its handler does not implement: bad input.
+    Raised by the up-front check and by a handler that refuses the node while translating it.
+    Made by :meth:`of` (or :meth:`from_onnx_tf`); ``op_type``, ``node_name``, ``option``,
+    ``value`` and ``supported`` describe it. ``__init__`` is Exception's own, so that AutoGraph,
+    which re-raises an error from converted code as ``type(error)(message)`` only for such
+    classes, keeps the type (the attributes are then None)."""
+
+    op_type: str | None = None
+    node_name: str | None = None
+    option: str | None = None
+    value: Any = None
+    supported: str | None = None
+
+    @classmethod
+    def of(cls, op_type: str, node_name: str, option: str, value: Any, supported: str) -> UnsupportedOptionError:
+        """One line: ``ONNX op OP at node 'NAME': OPTION VALUE is not supported (supported: ...)``."""
+        message = f"ONNX op {op_type} at node '{node_name}': {option} {value!r} is not supported (supported: {supported})"
+        return cls._with(message, op_type, node_name, option, value, supported)
+
+    @classmethod
+    def from_onnx_tf(cls, op_type: str, node_name: str, refusal: str) -> UnsupportedOptionError:
+        """onnx-tf's own handlers refuse an option while translating with a RuntimeError
+        ``"<op> with <option> is not supported in Tensorflow."``: the same error, in its words."""
+        words = refusal.rstrip(".")
+        message = f"ONNX op {op_type} at node '{node_name}': {words} (onnx-tf's handler)"
+        return cls._with(message, op_type, node_name, words, None, "what onnx-tf 1.10's handler implements")
+
+    @classmethod
+    def _with(cls, message: str, op_type: str, node_name: str, option: str, value: Any, supported: str) -> UnsupportedOptionError:
+        error = cls(message)
+        error.op_type, error.node_name, error.option, error.value, error.supported = (
+            op_type, node_name, option, value, supported)
+        return error
+
+
+def _lstm_options(node: Any, since_version: int) -> None:
+    """The LSTM handler validates every option when it parses the node."""
+    from custom_ops.handlers.lstm import _Config
+
+    _Config.from_node(node)
+
+
+# Option checks of handlers that keep theirs in their node parser, by qualified handler name.
+_PARSER_OPTION_CHECKS = {"custom_ops.handlers.lstm.LSTM": _lstm_options}
+
+
+def check_options(handler: type, node: onnx.NodeProto, since_version: int) -> None:
+    """Raise :class:`UnsupportedOptionError` when ``handler`` does not implement an option
+    ``node`` sets (a no-op for handlers without a check)."""
+    check = getattr(handler, "check_options", None) or _PARSER_OPTION_CHECKS.get(_qualified_name(handler))
+    if check is None:
+        return
+    from onnx_tf.pb_wrapper import OnnxNode
+
+    check(OnnxNode(node), since_version)
+
+
 def check_supported(model: onnx.ModelProto) -> None:
-    """Raise :class:`UnsupportedOpError` naming every node onnx-tf would fail to dispatch."""
+    """Raise :class:`UnsupportedOpError` naming every node onnx-tf would fail to dispatch, then
+    :class:`UnsupportedOptionError` for the first node with an option its handler lacks."""
     opsets = _opsets(model)
     unsupported = []
     with _handler_table(opsets) as handlers:
         for node in _nodes(model.graph):
             handler, since_version, supported = _resolve(node.domain, node.op_type, handlers, opsets)
             if supported:
+                if not unsupported:
+                    check_options(handler, node, since_version)
                 continue
             unsupported.append(
                 UnsupportedNode(

@@ -44,12 +44,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(error, PipelineError):
             print(f"error: {error}", file=sys.stderr)
             return error.exit_code
+        if _is_bad_model(error):
+            print(f"error: {error}", file=sys.stderr)
+            return UsageError.exit_code
         first_line = (str(error).strip().splitlines() or [""])[0]  # a bug: say so in one line
         print(
             f"internal error: {type(error).__name__}: {first_line} (run again with --debug for the traceback)",
             file=sys.stderr,
         )
         return 1
+
+
+def _is_bad_model(error: BaseException) -> bool:
+    """An ONNX node our handlers refuse while translating it: a bad input, not a bug."""
+    support = sys.modules.get("custom_ops.support")  # never imported just to answer this
+    return support is not None and isinstance(error, support.UnsupportedOptionError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -170,7 +179,8 @@ def _add_parity(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--onnx", type=Path, required=True, help="the ONNX model")
     p.add_argument("--saved-model", type=Path, required=True, help="the TF SavedModel folder")
-    p.add_argument("--report", type=Path, required=True, help="folder for report.json, report.html, summary.txt")
+    p.add_argument("--report", type=Path, required=True,
+                   help="folder for report.json, report.html, summary.txt (and manifest.json)")
     p.add_argument("--checkpoint", type=Path, help="AutoVC checkpoint the ONNX was exported from (adds PyTorch)")
     p.add_argument("--freq", type=int, default=32, help="code down-sampling factor of the checkpoint (default 32)")
     p.add_argument("--sweep", type=Path, metavar="PATH",
@@ -184,7 +194,7 @@ def _add_parity(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--no-per-layer", action="store_true", help="skip the per-node comparison")
     _device(p)
     _input_flags(p)
-    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    _common(p)
     p.set_defaults(command=_run_parity)
 
 
@@ -240,7 +250,7 @@ def _run_parity(args: argparse.Namespace) -> int:
         inputs=_input_options(args), atol=args.atol, rtol=args.rtol,
         per_output={name: Tolerance(*value) for name, value in
                     (_key_value(item, "--tolerance", _atol_rtol) for item in args.tolerance)},
-        per_layer=not args.no_per_layer, chunk_frames=args.parity_chunk_frames,
+        per_layer=not args.no_per_layer, chunk_frames=args.parity_chunk_frames, force=args.force,
     )
     return run_parity_command(options)
 

@@ -18,23 +18,30 @@ def run_convert(model_path: Path, out: Path, *, force: bool = False) -> int:
         model = load_onnx(model_path)
     with progress.stage("check ops"):
         _require_supported(model, model_path)
-    with AtomicOutputDir(out, force=force) as temp:
+    from custom_ops.support import UnsupportedOptionError
+
+    with AtomicOutputDir(out, force=force, reads=[model_path]) as temp:
         from pipeline.tf_convert import OnnxGraphModule, write_saved_model
 
         with progress.stage("onnx -> tf"):
             module = OnnxGraphModule(model)
-        with progress.stage("write savedmodel"):
-            write_saved_model(module, temp)
+        try:
+            with progress.stage("write savedmodel"):
+                write_saved_model(module, temp)
+        except UnsupportedOptionError as error:  # refused by a handler while tracing
+            raise UsageError(f"cannot convert {model_path}: {error}") from None
         progress.info(f"SavedModel written to {out}")
     return 0
 
 
 def _require_supported(model: onnx.ModelProto, path: Path) -> None:
     """One line naming the first node onnx-tf cannot convert (and how many more there are)."""
-    from custom_ops.support import UnsupportedOpError, check_supported
+    from custom_ops.support import UnsupportedOpError, UnsupportedOptionError, check_supported
 
     try:
         check_supported(model)
+    except UnsupportedOptionError as error:
+        raise UsageError(f"cannot convert {path}: {error}") from None
     except UnsupportedOpError as error:
         more = len(error.nodes) - 1
         rest = f", and {more} more {'node' if more == 1 else 'nodes'}" if more else ""

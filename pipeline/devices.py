@@ -13,7 +13,7 @@ import importlib.metadata
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -123,17 +123,35 @@ def _check_choice(requested: str) -> None:
         raise UsageError(f"--device must be one of {', '.join(DEVICE_CHOICES)}, not {requested!r}")
 
 
-def verify_ort_session(session: Any, plan: DevicePlan) -> list[str]:
-    """Return the providers an ``InferenceSession`` really registered; raise if the plan's first is absent.
+def placement_problem(backend: str, description: Mapping[str, Any]) -> str | None:
+    """Why a backend did not run on the GPU, from its ``describe()`` after its first call (None:
+    it did). torch: the device of its parameters (``device``); onnxruntime: the providers the
+    session registered (``providers_used``, CUDA first); TensorFlow and any other backend: the
+    device of its outputs (``device_used``)."""
+    if "providers_used" in description:
+        used = list(description["providers_used"])
+        if used[:1] != [CUDA_EP]:
+            return f"{backend} session runs on {', '.join(used) or 'no provider'}, not {CUDA_EP}"
+        return None
+    if backend == "torch" and "device" in description:
+        device = str(description["device"])
+        return None if device.startswith("cuda") else f"torch module is on {device}, not a CUDA device"
+    device_used = description.get("device_used")
+    if device_used is None:
+        return f"{backend} recorded no device after its first call"
+    if ":GPU:" not in str(device_used).upper():
+        return f"{backend} ran on {device_used}, not a GPU"
+    return None
 
-    onnxruntime falls back to the CPU with only a log line when the CUDA provider cannot be
-    created, so a session built from ``plan.ort_providers`` must be checked after the fact.
-    """
-    used = list(session.get_providers())
-    wanted = plan.ort_providers[0]
-    if wanted not in used:
-        raise PipelineError(f"onnxruntime session runs on {', '.join(used)} although the device plan chose {wanted}")
-    return used
+
+def verify_placement(backends: Sequence[Any]) -> None:
+    """With ``--device cuda``: raise one line naming every backend (anything with ``name`` and
+    ``describe()``, checked after its first call) that runs on the CPU. onnxruntime falls back
+    to the CPU with a log line only, and TensorFlow places an op without a GPU kernel on the
+    CPU silently: the device plan alone does not prove where the run happened."""
+    problems = [p for b in backends if (p := placement_problem(b.name, b.describe())) is not None]
+    if problems:
+        raise PipelineError("--device cuda: " + "; ".join(problems))
 
 
 # ---------------------------------------------------------------------------------------

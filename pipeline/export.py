@@ -16,7 +16,7 @@ from pipeline.artifacts import AtomicOutputDir
 from pipeline.errors import PipelineError
 from pipeline.inputs import build_inputs
 from pipeline.onnx_io import load_onnx
-from pipeline.parity import Tolerance, run_parity, summary_table, write_report
+from pipeline.parity import Tolerance, run_parity, summary_table, write_report_files
 from pipeline.parity.backends import TORCH_CPU_THREADS, torch_threads
 from pipeline.parity.chunks import DEFAULT_CHUNK_FRAMES
 from pipeline.progress import Progress
@@ -64,7 +64,7 @@ def run_export(options: ExportOptions) -> int:
     inputs = build_inputs(dim_emb=generator.dim_emb, **options.inputs)
     input_files = provenance.build_input_files(checkpoint=options.checkpoint, **options.inputs)
 
-    output = AtomicOutputDir(out, force=options.force)
+    output = AtomicOutputDir(out, force=options.force, reads=[path for _, path in input_files])
     with output as temp, torch_threads(TORCH_CPU_THREADS):
         # Devices and TensorFlow come after every input and the output folder are checked, so
         # that a bad input fails in seconds.
@@ -101,7 +101,7 @@ def run_export(options: ExportOptions) -> int:
                 chunk_frames=options.parity_chunk_frames, input_files=input_files, paths_relative_to=temp,
                 tf_module=tf_module,
             )
-            write_report(result, temp / "report")
+            write_report_files(result, temp / "report")
         output.manifest.update({
             "kind": "export",
             "weights": info["origin"],

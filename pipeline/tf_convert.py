@@ -152,20 +152,41 @@ def _node_ops(node: Any, values: dict, handlers: dict, opset: list) -> list[tf.T
 _node_ops_autograph = tf.autograph.to_graph(_node_ops)
 
 
+# onnx-tf handlers whose Python code cannot run as plain graph code on a graph with dynamic
+# dims (it branches on a tensor, e.g. ``len()`` of a dynamic shape tensor, and raises TypeError):
+# only these are translated again through AutoGraph. Found by translating AutoVC's graph (no
+# such op) and every official onnx node test model (onnx 1.18) with this module: these three
+# convert through AutoGraph; Hardmax and Loop raise TypeError too but fail through AutoGraph as well.
+AUTOGRAPH_OPS: frozenset[str] = frozenset({"NonMaxSuppression", "ReduceSum", "Trilu"})
+
+
 def translate_node(node: Any, values: dict, handlers: dict, opset: list) -> list[tf.Tensor]:
     """One node (an onnx-tf ``OnnxNode``) as plain graph code, or through AutoGraph for a
     handler that needs it; ``values`` maps the names of the tensors computed so far.
 
     Converting every handler's source with AutoGraph takes most of the trace time (12 of 17 s
-    for AutoVC), and only a few handlers need it: those fail as plain graph code with a
-    TypeError (e.g. a ``len()`` of a dynamic shape tensor) and are translated again through
-    AutoGraph. Ops left by the failed attempt are unused and pruned. (onnx-tf's Shape-15 was
-    one; ours, ``custom_ops.handlers.shape``, needs no AutoGraph.)
+    for AutoVC), and only the handlers of :data:`AUTOGRAPH_OPS` need it: they fail as plain
+    graph code with a TypeError and are translated again through AutoGraph (ops left by the
+    failed attempt are unused and pruned). A TypeError of any other handler is a bug and
+    propagates.
     """
     try:
         return _node_ops(node, values, handlers, opset)
     except TypeError:
+        if node.op_type not in AUTOGRAPH_OPS:
+            raise
         return _node_ops_autograph(node, values, handlers, opset)
+    except RuntimeError as error:  # onnx-tf's handlers refuse an option they lack this way
+        refusal = str(error)
+        if not _ONNX_TF_REFUSAL.fullmatch(refusal):
+            raise
+        from custom_ops.support import UnsupportedOptionError
+
+        raise UnsupportedOptionError.from_onnx_tf(node.op_type, node.name, refusal) from None
+
+
+# onnx-tf's OP_UNSUPPORTED_EXCEPT message: "<what> is not supported in <framework>."
+_ONNX_TF_REFUSAL = re.compile(r"[^\n]+ is not supported in [^\n]+\.")
 
 
 # Handler inputs that the handler transposes on every call, and the permutation it applies:

@@ -104,3 +104,17 @@ def test_second_concurrent_writer_fails_clearly(tmp_path):
     finally:
         holder.kill()
     assert (dest / "payload.txt").read_text() == "first"
+
+
+def test_a_subfolder_our_manifest_lists_is_ours(tmp_path):
+    """An export's report/ (listed in the export's manifest) may be rewritten by parity --report."""
+    dest = tmp_path / "export"
+    with AtomicOutputDir(dest) as temp:
+        (temp / "report").mkdir()
+        (temp / "report" / "report.json").write_text("{}")
+    assert is_ours(dest / "report")
+    (dest / "photos").mkdir()
+    (dest / "photos" / "holiday.jpg").write_text("precious")
+    assert not is_ours(dest / "photos")
+    _write(dest / "report", "rewritten")
+    assert (dest / "report" / "payload.txt").read_text() == "rewritten"

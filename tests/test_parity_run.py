@@ -225,7 +225,7 @@ def test_perturbed_handler_fails_the_tf_pairs_and_is_localised(broken: tuple[Par
     data = json.loads((report / "report.json").read_text())
     assert data["passed"] is False
     assert data["first_divergence"] == {
-        "onnx_node": PERTURBED_NODE, "op_type": "Tanh", "torch_module": PERTURBED_MODULE,
+        "kind": "node", "onnx_node": PERTURBED_NODE, "op_type": "Tanh", "torch_module": PERTURBED_MODULE,
         "output": first.output, "max_abs": first.max_abs, "index": first.index,
     }
     assert data["top_k_layers"][0]["passed"] is False
@@ -275,7 +275,7 @@ def test_tensor_float_32_is_off_during_the_run_and_restored_after() -> None:
 
 def test_report_json_is_strict_and_complete(clean: tuple[ParityResult, Path]) -> None:
     result, report = clean
-    assert sorted(p.name for p in report.iterdir()) == ["report.html", "report.json", "summary.txt"]
+    assert sorted(p.name for p in report.iterdir()) == ["manifest.json", "report.html", "report.json", "summary.txt"]
 
     def reject(constant: str) -> None:
         raise AssertionError(f"non-standard JSON constant {constant}")
@@ -299,6 +299,7 @@ def test_report_json_is_strict_and_complete(clean: tuple[ParityResult, Path]) ->
         assert key in comparison, key
     assert set(comparison["max_abs_at"]["named"]) == {"batch", "time", "channel"}
     assert len(data["top_k_layers"]) == min(10, data["per_layer"]["nodes_compared"])
+    assert data["per_layer"]["weight_mismatches"] == [] and data["per_layer"]["weights_compared"] > 0
     assert data["timings_s"]["parity: total"] > 0
     assert (report / "summary.txt").read_text() == summary_table(result)
 
@@ -343,14 +344,18 @@ def test_bad_inputs_and_tolerances_are_usage_errors(artifacts: Artifacts) -> Non
         run_parity(artifacts.onnx_path, artifacts.saved_model, inputs, tolerances={"nope": (0, 0)})
 
 
-def test_write_report_replaces_an_existing_folder_whole(clean: tuple[ParityResult, Path], tmp_path: Path) -> None:
+def test_write_report_replaces_its_own_folder_whole_and_no_other(clean: tuple[ParityResult, Path], tmp_path: Path) -> None:
     result, _ = clean
     report = tmp_path / "report"
     report.mkdir()
-    (report / "stale.txt").write_text("from an earlier run")
-    write_report(result, report)
-    assert sorted(p.name for p in report.iterdir()) == ["report.html", "report.json", "summary.txt"]
-    assert [p.name for p in tmp_path.iterdir()] == ["report"]
+    (report / "holiday.jpg").write_text("not ours")
+    with pytest.raises(UsageError, match="not written by"):
+        write_report(result, report)
+    assert [p.name for p in report.iterdir()] == ["holiday.jpg"]
+    write_report(result, report, force=True)
+    write_report(result, report)  # ours now: replaced without force
+    assert sorted(p.name for p in report.iterdir()) == ["manifest.json", "report.html", "report.json", "summary.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["report"]
 
 
 def test_html_is_self_contained_and_renders_in_chromium(broken: tuple[ParityResult, Path], tmp_path: Path) -> None:

@@ -48,6 +48,8 @@ from onnx_tf.handlers.backend import batch_normalization as onnx_tf_batch_normal
 from onnx_tf.handlers.backend_handler import BackendHandler
 from onnx_tf.handlers.handler import onnx_op
 
+from custom_ops.support import UnsupportedOptionError
+
 RunningVarEstimator = Literal["biased", "unbiased"]
 
 _running_var_estimator: RunningVarEstimator = "biased"
@@ -130,6 +132,18 @@ def batch_norm_training(
 @onnx_op("BatchNormalization")
 class BatchNormalization(BackendHandler):
     """BatchNormalization 9, 14, 15 (inference and training mode); 1, 6, 7 via onnx-tf."""
+
+    @classmethod
+    def check_options(cls, node, since_version: int) -> None:
+        """Versions 1-7 go through onnx-tf's handler, which implements only ``spatial=1``
+        (per-channel statistics) and, before version 7, only ``is_test=1``."""
+        if since_version < 9 and node.attrs.get("spatial", 1) != 1:
+            raise UnsupportedOptionError.of("BatchNormalization", node.name, "spatial", node.attrs["spatial"], "1")
+        if since_version < 7 and node.attrs.get("is_test", 0) != 1:
+            raise UnsupportedOptionError.of(
+                "BatchNormalization", node.name, "is_test", node.attrs.get("is_test", 0),
+                "1 (training mode needs BatchNormalization 9 or later)",
+            )
 
     @classmethod
     def _common(cls, node, training: bool, **kwargs) -> list[tf.Tensor]:

@@ -39,6 +39,8 @@ from onnx_tf.handlers.backend_handler import BackendHandler
 from onnx_tf.handlers.handler import onnx_op
 from onnx_tf.pb_wrapper import OnnxNode
 
+from custom_ops.support import UnsupportedOptionError
+
 Activation = Callable[[tf.Tensor], tf.Tensor]
 
 # ONNX activation name (lower case) -> (default alpha, default beta); None: takes no such
@@ -103,9 +105,8 @@ def _parse_activations(
     for name in names:
         key = name.lower()
         if key not in _ACTIVATION_PARAMETERS:
-            raise ValueError(
-                f"LSTM node {node_name!r}: activation {name!r} is not supported; supported: "
-                + ", ".join(sorted(_ACTIVATION_PARAMETERS))
+            raise UnsupportedOptionError.of(
+                "LSTM", node_name, "activation", name, ", ".join(sorted(_ACTIVATION_PARAMETERS))
             )
         default_alpha, default_beta = _ACTIVATION_PARAMETERS[key]
         alpha = next(alpha_iter, default_alpha) if default_alpha is not None else None
@@ -145,15 +146,14 @@ class _Config:
             direction
         )
         if backward is None:
-            raise ValueError(f"LSTM node {node.name!r}: unknown direction {direction!r}")
+            raise UnsupportedOptionError.of("LSTM", node.name, "direction", direction, "forward, reverse, bidirectional")
         layout = attrs.get("layout", 0)
         if layout not in (0, 1):
-            raise ValueError(f"LSTM node {node.name!r}: unknown layout {layout}")
+            raise UnsupportedOptionError.of("LSTM", node.name, "layout", layout, "0, 1")
         names = attrs.get("activations", ["Sigmoid", "Tanh", "Tanh"] * len(backward))
         if len(names) != 3 * len(backward):
-            raise ValueError(
-                f"LSTM node {node.name!r}: {len(names)} activations given, "
-                f"{3 * len(backward)} expected for direction {direction!r}"
+            raise UnsupportedOptionError.of(
+                "LSTM", node.name, "activations", list(names), f"{3 * len(backward)} functions for direction {direction!r}"
             )
         specs = _parse_activations(
             node.name, names, attrs.get("activation_alpha", []), attrs.get("activation_beta", [])

@@ -6,7 +6,7 @@ Typical use::
 
     result = run_parity(onnx_path, saved_model_dir, inputs, torch_module=model,
                         ort_providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
-    write_report(result, out / "report")
+    write_report(result, out / "report")  # refuses a folder it did not write unless force=True
     print(summary_table(result), file=sys.stderr)
     exit_code = 0 if result.passed else 1
 """
@@ -22,7 +22,7 @@ from .metrics import (
     Tolerance,
     compare_arrays,
 )
-from .report import write_report
+from .report import write_report, write_report_files
 from .run import PairComparison, ParityResult, run_parity, run_sweep
 from .terminal import summary_table
 
@@ -49,4 +49,5 @@ __all__ = [
     "summary_table",
     "torch_module_for_node",
     "write_report",
+    "write_report_files",
 ]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from pipeline.artifacts import AtomicOutputDir
 from pipeline.errors import UsageError
 from pipeline.inputs import build_inputs, load_npy
 from pipeline.onnx_io import load_onnx
@@ -50,12 +51,15 @@ class ParityOptions:
     per_output: dict[str, Tolerance] = field(default_factory=dict)
     per_layer: bool = True
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
+    force: bool = False  # replace a --report folder this tool did not write
 
 
 def run_parity_command(options: ParityOptions) -> int:
     from pipeline.devices import resolve_devices
 
     progress = Progress()
+    reads = [options.onnx, options.saved_model, *(path for _, path in _input_files(options))]
+    AtomicOutputDir(options.report, force=options.force, reads=reads).check()  # before minutes of work
     plan = resolve_devices(options.device)
     progress.info(plan.describe())
     model = load_onnx(options.onnx)
@@ -70,7 +74,7 @@ def run_parity_command(options: ParityOptions) -> int:
         per_layer=options.per_layer, weights_origin=weights, devices=plan.to_json(), progress=progress,
         chunk_frames=options.chunk_frames, input_files=_input_files(options),
     )
-    write_report(result, options.report)
+    write_report(result, options.report, force=options.force)
     progress.info(summary_table(result))
     progress.info(f"report: {options.report / 'report.html'}")
     print(result.summary_line(), file=sys.stderr)

@@ -14,6 +14,13 @@ error is that of its worst output. Errors propagate, so the first node in topolo
 mapped back to PyTorch modules through the legacy exporter's scope names
 (:func:`torch_module_for_node`). Non-float and empty outputs are skipped.
 
+The node outputs above come from the ONNX model re-translated in-process, not from the
+SavedModel under test, so a SavedModel that is stale or edited would pass them. Its weights are
+therefore compared too (:func:`compare_weights`): every variable the SavedModel stores for an
+ONNX initializer (read from its checkpoint, stored transposes undone) against that initializer,
+by name, exactly. A weight that differs, has another shape, is missing or is extra is named with
+the ONNX nodes that read it and their PyTorch module.
+
 Node outputs have no common batch axis (an ONNX LSTM's is axis 2), so they cannot be compared
 as running totals over batch chunks like the model outputs: a parity run that splits its batch
 localises on one chunk, the one holding the largest error, and says so in ``LayerReport.input``.
@@ -21,8 +28,9 @@ localises on one chunk, the one holding the largest error, and says so in ``Laye
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,6 +83,50 @@ class NodeComparison:
 
 
 @dataclass
+class WeightMismatch:
+    """One ONNX initializer that the SavedModel does not hold as it is in the ONNX model.
+
+    ``kind``: ``value`` (same shape, other numbers), ``shape``, ``missing`` (no variable of
+    that name in the SavedModel) or ``extra`` (a SavedModel variable with no initializer).
+    ``index`` is the first node reading it (None when no node does)."""
+
+    initializer: str
+    kind: str
+    onnx_nodes: list[str]
+    torch_module: str | None
+    index: int | None
+    onnx_shape: list[int] | None
+    saved_model_shape: list[int] | None
+    max_abs: float | None = None
+    elements_differing: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "initializer": self.initializer,
+            "kind": self.kind,
+            "onnx_nodes": list(self.onnx_nodes),
+            "torch_module": self.torch_module,
+            "index": self.index,
+            "onnx_shape": self.onnx_shape,
+            "saved_model_shape": self.saved_model_shape,
+            "max_abs": self.max_abs,
+            "elements_differing": self.elements_differing,
+        }
+
+    def describe(self) -> str:
+        """One phrase for the terminal and the HTML."""
+        module = f"torch module {self.torch_module}, " if self.torch_module else ""
+        where = f"{module}node {self.onnx_nodes[0]}" if self.onnx_nodes else module.rstrip(", ") or "no node"
+        if self.kind == "value":
+            detail = f"max abs {self.max_abs:.2e} in {self.elements_differing} elements"
+        elif self.kind == "shape":
+            detail = f"shape {self.saved_model_shape} in the SavedModel, {self.onnx_shape} in the ONNX model"
+        else:
+            detail = "not in the SavedModel" if self.kind == "missing" else "in the SavedModel only"
+        return f"weight {self.initializer} ({where}): {detail}"
+
+
+@dataclass
 class LayerReport:
     """Every compared node in graph order, the first divergence and the worst ``top_k``."""
 
@@ -85,10 +137,45 @@ class LayerReport:
     input: dict[str, Any] = field(default_factory=dict)
     """Which inputs the nodes ran on: ``case``, ``chunk`` (1-based), ``chunks``, ``rows``
     [start, stop) of the case's batch, ``whole_case`` (False: one batch chunk only)."""
+    weight_mismatches: list[WeightMismatch] = field(default_factory=list)
+    weights_compared: int | None = None
+    """Initializers compared with the SavedModel's variables; None: the SavedModel keeps no
+    variables by ONNX name (not written by this tool), so its weights were not checked."""
 
     @property
     def first_divergence(self) -> NodeComparison | None:
         return next((node for node in self.nodes if not node.passed), None)
+
+    @property
+    def first_weight_mismatch(self) -> WeightMismatch | None:
+        """The mismatching weight read earliest in the graph (extra variables last)."""
+        return min(self.weight_mismatches, key=lambda w: (w.index is None, w.index or 0), default=None)
+
+    def weights_line(self) -> str:
+        """What the comparison of the SavedModel's weights found, in one line."""
+        if self.weights_compared is None:
+            return "SavedModel weights: not checked (it keeps no variables by ONNX initializer name)"
+        if not self.weight_mismatches:
+            return f"SavedModel weights: all {self.weights_compared} float initializers match the ONNX model exactly"
+        shown = sorted(self.weight_mismatches, key=lambda w: (w.index is None, w.index or 0))[:3]
+        more = len(self.weight_mismatches) - len(shown)
+        return (
+            f"SavedModel weights: {len(self.weight_mismatches)} differ from the ONNX model: "
+            + "; ".join(w.describe() for w in shown) + (f"; and {more} more" if more else "")
+        )
+
+    def nodes_line(self, failing_pairs: Collection[str]) -> str | None:
+        """Why every node output agrees although output pairs (names like ``ort-tf``) fail;
+        None when a node diverges or no pair fails."""
+        if self.first_divergence is not None or not failing_pairs:
+            return None
+        if "ort-tf" not in failing_pairs:
+            return (f"the failing pairs ({', '.join(sorted(failing_pairs))}) involve PyTorch, which the per-layer "
+                    "pass does not run: the ONNX model computes otherwise than the PyTorch module")
+        why = ("the SavedModel's weights differ (above)" if self.weight_mismatches
+               else "the difference lies in the SavedModel's own graph, which this check does not run")
+        return ("the per-layer nodes are the ONNX model re-translated in-process, not the SavedModel "
+                f"under test, so they agree although the outputs fail: {why}")
 
     def worst(self) -> list[NodeComparison]:
         """The ``top_k`` nodes with the largest tolerance ratio (then max abs), worst first."""
@@ -106,19 +193,120 @@ class LayerReport:
             "nodes_skipped": self.nodes_total - len(self.nodes),
             "input": dict(self.input) or None,
             "nodes": [node.to_json() for node in self.nodes],
+            "weights_compared": self.weights_compared,
+            "weight_mismatches": [w.to_json() for w in self.weight_mismatches],
         }
 
 
-def first_divergence_json(node: NodeComparison) -> dict[str, Any]:
-    """The ``first_divergence`` object of report.json."""
+def first_divergence_json(report: LayerReport, outputs_passed: bool) -> dict[str, Any] | None:
+    """The ``first_divergence`` object of report.json: the first diverging node output
+    (``kind`` ``node``), else, when the outputs fail, the earliest weight the SavedModel holds
+    otherwise than the ONNX model (``kind`` ``weight``), else None."""
+    node = report.first_divergence
+    if node is not None:
+        return {
+            "kind": "node",
+            "onnx_node": node.onnx_node,
+            "op_type": node.op_type,
+            "torch_module": node.torch_module,
+            "output": node.output,
+            "max_abs": node.max_abs,
+            "index": node.index,
+        }
+    weight = report.first_weight_mismatch
+    if weight is None or outputs_passed:
+        return None
     return {
-        "onnx_node": node.onnx_node,
-        "op_type": node.op_type,
-        "torch_module": node.torch_module,
-        "output": node.output,
-        "max_abs": node.max_abs,
-        "index": node.index,
+        "kind": "weight",
+        "onnx_node": weight.onnx_nodes[0] if weight.onnx_nodes else None,
+        "op_type": None,
+        "torch_module": weight.torch_module,
+        "output": None,
+        "max_abs": weight.max_abs,
+        "index": weight.index,
+        "initializer": weight.initializer,
+        "weight_kind": weight.kind,
     }
+
+
+def saved_model_weights(saved_model_dir: Path) -> dict[str, np.ndarray] | None:
+    """The variables a SavedModel written by :func:`pipeline.tf_convert.write_saved_model`
+    keeps for ONNX initializers, by ONNX name, as stored (read from its checkpoint without
+    loading the graph); None when it has no such variables."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    prefix = Path(saved_model_dir) / "variables" / "variables"
+    try:
+        reader = tf.train.load_checkpoint(str(prefix))
+        graph = trackable_object_graph_pb2.TrackableObjectGraph()
+        graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    except (tf.errors.OpError, ValueError):
+        return None
+    holder = next((c.node_id for c in graph.nodes[0].children if c.local_name == "_initializers"), None)
+    if holder is None:
+        return None
+    weights = {}
+    for child in graph.nodes[holder].children:
+        keys = [a.checkpoint_key for a in graph.nodes[child.node_id].attributes if a.name == "VARIABLE_VALUE"]
+        if keys:
+            weights[child.local_name] = np.asarray(reader.get_tensor(keys[0]))
+    return weights
+
+
+def compare_weights(
+    model: onnx.ModelProto, stored: Mapping[str, np.ndarray], module_names: Collection[str] | None = None
+) -> list[WeightMismatch]:
+    """Every float initializer of ``model`` against the SavedModel variable of the same name
+    (``stored``, see :func:`saved_model_weights`), exactly: the SavedModel was converted from
+    these numbers, so any difference means it came from another model. A variable stored
+    transposed (``pipeline.tf_convert._stored_layouts``) is compared in that layout."""
+    from onnx import numpy_helper
+
+    from pipeline.tf_convert import _stored_layouts as stored_layouts
+
+    readers: dict[str, list[tuple[int, str]]] = {}
+    for index, node in enumerate(model.graph.node):
+        for name in node.input:
+            readers.setdefault(name, []).append((index, node.name or f"{node.op_type}#{index}"))
+    layouts = stored_layouts(model.graph)
+
+    def mismatch(name: str, kind: str, onnx_shape: Any, saved_shape: Any, **numbers: Any) -> WeightMismatch:
+        read_by = readers.get(name, [])
+        scoped = next((n for _, n in read_by if n.startswith("/")), None)
+        return WeightMismatch(
+            initializer=name, kind=kind, onnx_nodes=[n for _, n in read_by],
+            torch_module=torch_module_for_node(scoped, module_names) if scoped else None,
+            index=read_by[0][0] if read_by else None,
+            onnx_shape=None if onnx_shape is None else list(onnx_shape),
+            saved_model_shape=None if saved_shape is None else list(saved_shape), **numbers,
+        )
+
+    found = []
+    float_names = set()
+    for init in model.graph.initializer:
+        if init.data_type not in _FLOAT_TYPES:
+            continue
+        float_names.add(init.name)
+        if init.name not in stored:
+            found.append(mismatch(init.name, "missing", init.dims, None))
+            continue
+        value = numpy_helper.to_array(init)
+        saved = stored[init.name]
+        layout = layouts.get(init.name)
+        if layout is not None and saved.shape == tuple(value.shape[i] for i in layout):
+            saved = saved.transpose(np.argsort(layout))
+        if saved.shape != value.shape:
+            found.append(mismatch(init.name, "shape", value.shape, stored[init.name].shape))
+            continue
+        differ = value != saved
+        if differ.any():
+            delta = np.abs(value.astype(np.float64) - saved.astype(np.float64))
+            found.append(mismatch(init.name, "value", value.shape, saved.shape,
+                                  max_abs=float(np.max(delta)), elements_differing=int(differ.sum())))
+    for name in sorted(set(stored) - float_names):
+        found.append(mismatch(name, "extra", None, stored[name].shape))
+    return found
 
 
 def torch_module_for_node(node_name: str, module_names: Collection[str] | None = None) -> str | None:
@@ -158,12 +346,18 @@ def localise(
     module_names: Collection[str] | None = None,
     top_k: int = DEFAULT_TOP_K,
     tf_module: Any = None,
+    saved_model_dir: Path | None = None,
+    require_gpu: bool = False,
 ) -> LayerReport:
     """Compare every node output of ``model`` between onnxruntime and TensorFlow (TensorFlow's
-    TensorFloat-32 setting is the caller's: see :func:`pipeline.parity.backends.float32_precision`).
-    ``tf_module``: ``model`` already imported as an ``OnnxGraphModule`` (see :func:`tf_node_outputs`)."""
-    ort_values = ort_node_outputs(model, inputs, ort_providers, allow_tf32)
-    tf_values = tf_node_outputs(model, inputs, tf_device, tf_module)
+    TensorFloat-32 setting is the caller's: see :func:`pipeline.parity.backends.float32_precision`),
+    and the weights of the SavedModel under test (``saved_model_dir``) with the initializers.
+    ``tf_module``: ``model`` already imported as an ``OnnxGraphModule`` (see :func:`tf_node_outputs`).
+    ``require_gpu`` (``--device cuda``): raise when either backend did not run on the GPU."""
+    stored = saved_model_weights(saved_model_dir) if saved_model_dir is not None else None
+    weight_mismatches = compare_weights(model, stored, module_names) if stored is not None else []
+    ort_values = ort_node_outputs(model, inputs, ort_providers, allow_tf32, require_gpu)
+    tf_values = tf_node_outputs(model, inputs, tf_device, tf_module, require_gpu)
     nodes = []
     for index, node in enumerate(model.graph.node):
         compared = [
@@ -184,11 +378,19 @@ def localise(
                 comparison=comparison,
             )
         )
-    return LayerReport(tolerance=tolerance, nodes=nodes, nodes_total=len(model.graph.node), top_k=top_k)
+    return LayerReport(
+        tolerance=tolerance, nodes=nodes, nodes_total=len(model.graph.node), top_k=top_k,
+        weight_mismatches=weight_mismatches,
+        weights_compared=None if stored is None else sum(i.data_type in _FLOAT_TYPES for i in model.graph.initializer),
+    )
 
 
 def ort_node_outputs(
-    model: onnx.ModelProto, inputs: dict[str, np.ndarray], providers: list[str] | None, allow_tf32: bool = False
+    model: onnx.ModelProto,
+    inputs: dict[str, np.ndarray],
+    providers: list[str] | None,
+    allow_tf32: bool = False,
+    require_gpu: bool = False,
 ) -> dict[str, np.ndarray]:
     """Every non-empty float node output, computed by onnxruntime."""
     import onnxruntime as ort
@@ -209,13 +411,19 @@ def ort_node_outputs(
     session = ort.InferenceSession(
         exposed.SerializeToString(), options, providers=ort_provider_options(providers or [CPU_EP], allow_tf32)
     )
+    if require_gpu:
+        _require_gpu("onnxruntime (per-layer)", {"providers_used": session.get_providers()})
     names = [output.name for output in session.get_outputs()]
     values = dict(zip(names, session.run(names, inputs)))
     return {name: value for name, value in values.items() if _comparable(value)}
 
 
 def tf_node_outputs(
-    model: onnx.ModelProto, inputs: dict[str, np.ndarray], device: str | None, module: Any = None
+    model: onnx.ModelProto,
+    inputs: dict[str, np.ndarray],
+    device: str | None,
+    module: Any = None,
+    require_gpu: bool = False,
 ) -> dict[str, np.ndarray]:
     """Every non-empty float node output, computed by the onnx-tf translation of ``model``:
     ``module`` (an ``OnnxGraphModule`` of ``model``) or a fresh import. The node outputs are
@@ -224,11 +432,23 @@ def tf_node_outputs(
 
     from pipeline.tf_convert import OnnxGraphModule, tf_name
 
-    with tf.device(device or default_tf_device()):
+    device = device or default_tf_device()
+    with tf.device(device):
         traced = (module if module is not None else OnnxGraphModule(model)).node_outputs_function()
         values = traced(**{tf_name(name): tf.constant(value) for name, value in inputs.items()})
+    if require_gpu and values:
+        _require_gpu("tensorflow (per-layer)", {"device_used": next(iter(values.values())).device})
     arrays = {name: value.numpy() for name, value in values.items()}
     return {name: value for name, value in arrays.items() if _comparable(value)}
+
+
+def _require_gpu(backend: str, description: dict[str, Any]) -> None:
+    from pipeline.devices import placement_problem
+    from pipeline.errors import PipelineError
+
+    problem = placement_problem(backend, description)
+    if problem is not None:
+        raise PipelineError(f"--device cuda: {problem}")
 
 
 def _inferred_elem_types(model: onnx.ModelProto) -> dict[str, int]:

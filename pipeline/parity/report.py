@@ -1,17 +1,17 @@
 """Write a parity report folder: report.json, report.html and summary.txt.
 
-The folder appears whole or not at all: the files are written into a hidden temp sibling
-(``.<name>.partial-*``) which is then renamed to ``report_dir``. An existing ``report_dir`` is
-replaced (moved aside, the new one renamed in, the old one deleted). Called inside a folder that
-is itself still being written (e.g. an output folder published by
-:class:`pipeline.artifacts.AtomicOutputDir`), the report is simply one more subfolder of it.
+:func:`write_report` publishes the folder through :class:`pipeline.artifacts.AtomicOutputDir`:
+it appears whole or not at all (with a ``manifest.json``), an earlier report of this tool is
+replaced, and a folder this tool did not write is refused unless ``force`` is set.
+:func:`write_report_files` writes the three files into a folder that is itself still being
+written (the ``report/`` subfolder of an export, published with the export).
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
+
+from pipeline.artifacts import AtomicOutputDir
 
 from .report_html import render
 from .report_json import dumps
@@ -23,32 +23,20 @@ REPORT_HTML = "report.html"
 SUMMARY_TXT = "summary.txt"
 
 
-def write_report(result: ParityResult, report_dir: Path) -> Path:
-    """Write the three files into ``report_dir`` atomically; returns the path of report.json."""
-    report_dir = Path(report_dir).absolute()
-    report_dir.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix=f".{report_dir.name}.partial-", dir=report_dir.parent))
-    temp.chmod(0o755)  # mkdtemp makes it private; a report is meant to be read
-    try:
-        (temp / REPORT_JSON).write_text(dumps(result), encoding="utf-8")
-        (temp / REPORT_HTML).write_text(render(result), encoding="utf-8")
-        (temp / SUMMARY_TXT).write_text(summary_table(result), encoding="utf-8")
-        _replace(temp, report_dir)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
-    return report_dir / REPORT_JSON
+def write_report(result: ParityResult, report_dir: Path, *, force: bool = False) -> Path:
+    """Publish ``report_dir`` with the three files; returns the path of report.json."""
+    output = AtomicOutputDir(Path(report_dir), force=force)
+    with output as temp:
+        write_report_files(result, temp)
+        output.manifest["kind"] = "parity-report"
+    return Path(report_dir) / REPORT_JSON
 
 
-def _replace(new: Path, destination: Path) -> None:
-    if not destination.exists():
-        new.rename(destination)
-        return
-    trash = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old-", dir=destination.parent))
-    old = destination.rename(trash / destination.name)
-    try:
-        new.rename(destination)
-    except OSError:
-        old.rename(destination)
-        raise
-    finally:
-        shutil.rmtree(trash, ignore_errors=True)
+def write_report_files(result: ParityResult, folder: Path) -> Path:
+    """Write the three files into ``folder`` (created if missing); returns report.json's path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / REPORT_JSON).write_text(dumps(result), encoding="utf-8")
+    (folder / REPORT_HTML).write_text(render(result), encoding="utf-8")
+    (folder / SUMMARY_TXT).write_text(summary_table(result), encoding="utf-8")
+    return folder / REPORT_JSON

@@ -229,6 +229,7 @@ def _histograms(result: ParityResult) -> str:
         return ""
     fig, axes = plt.subplots(1, len(names), figsize=(5.6 * len(names), 3.6), squeeze=False)
     for ax, name in zip(axes[0], names):
+        plotted = False
         for (reference, candidate), style in zip(result.pairs, _LINE_STYLES):
             a = np.asarray(outputs[reference][name], np.float64)
             b = np.asarray(outputs[candidate][name], np.float64)
@@ -243,10 +244,12 @@ def _histograms(result: ParityResult) -> str:
                 low, high = positive.min(), positive.max()
                 bins = np.logspace(np.log10(low), np.log10(high) + 1e-9, 40) if high > low else [low * 0.9, high * 1.1]
                 ax.hist(positive, bins=bins, histtype="step", linewidth=1.6, linestyle=style, label=label)
+                plotted = True
             else:
                 ax.plot([], [], label=label)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        if plotted:  # a log axis with no positive value to show raises (every pair exact)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
         ax.minorticks_off()  # hundreds of minor ticks cost more to draw than the rest of the figure
         ax.set_xlabel("|candidate - reference|")
         ax.set_ylabel("elements")
@@ -267,8 +270,13 @@ def _layers(result: ParityResult) -> str:
         return '<h2>Per-layer</h2><p class="note">Per-layer localisation was not run.</p>'
     parts = ["<h2>Per-layer (onnxruntime vs TensorFlow, every ONNX node output)</h2>"]
     first = layers.first_divergence
+    weights_class = "divergence" if layers.weight_mismatches else "note"
+    parts.append(f'<p class="{weights_class}">{escape_html(layers.weights_line())}</p>')
     if first is None:
         parts.append(f'<p class="ok">No node exceeds the layer tolerance ({escape_html(str(layers.tolerance))}).</p>')
+        why = layers.nodes_line({c.pair for c in result.comparisons if not c.passed})
+        if why is not None:
+            parts.append(f'<div class="divergence">{escape_html(why)}</div>')
     else:
         parts.append(
             '<div class="divergence"><strong>First divergence</strong>: node '

@@ -21,7 +21,6 @@ PADDING_POLICY = "padding frames are compared like every other frame"
 
 def report_dict(result: ParityResult) -> dict[str, Any]:
     """The report as plain JSON types (non-finite floats become null)."""
-    first = result.per_layer.first_divergence if result.per_layer else None
     report = {
         "schema_version": SCHEMA_VERSION,
         "created_utc": result.created_utc,
@@ -72,7 +71,7 @@ def report_dict(result: ParityResult) -> dict[str, Any]:
             }
             for case in result.cases
         ],
-        "first_divergence": None if first is None else first_divergence_json(first),
+        "first_divergence": first_divergence_json(result.per_layer, result.passed) if result.per_layer else None,
         "top_k_layers": [node.to_json() for node in result.per_layer.worst()] if result.per_layer else [],
         "per_layer": result.per_layer.to_json() if result.per_layer else None,
         "chunking": result.chunking,

@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 
 from pipeline import provenance as provenance_record
+from pipeline.devices import verify_placement
 from pipeline.errors import UsageError
 from pipeline.progress import Progress
 
@@ -148,6 +149,8 @@ class ParityResult:
         if first is not None:
             module = f" ({first.torch_module})" if first.torch_module else ""
             line += f"; first divergence at {first.onnx_node}{module}"
+        elif self.per_layer is not None and self.per_layer.first_weight_mismatch is not None:
+            line += f"; SavedModel {self.per_layer.first_weight_mismatch.describe()}"
         return line
 
 
@@ -256,7 +259,8 @@ def run_sweep(
             backends.append(TfSavedModelBackend(Path(saved_model_dir), output_names, tf_device))
         pairs = [(a.name, b.name) for i, a in enumerate(backends) for b in backends[i + 1 :]]
         tolerance_of = {name: per_output.get(name, default) for name in output_names}
-        sweep = _run_cases(cases, plans, backends, pairs, output_names, tolerance_of, progress, timings)
+        require_gpu = (devices or {}).get("requested") == "cuda"
+        sweep = _run_cases(cases, plans, backends, pairs, output_names, tolerance_of, progress, timings, require_gpu)
 
         layer_report = None
         if per_layer:
@@ -273,6 +277,8 @@ def run_sweep(
                     module_names={n for n, _ in torch_module.named_modules()} if torch_module is not None else None,
                     top_k=top_k,
                     tf_module=tf_module,
+                    saved_model_dir=Path(saved_model_dir),
+                    require_gpu=require_gpu,
                 )
                 start, stop = plan.rows_of(sweep.shown_chunk)
                 layer_report.input = {
@@ -345,7 +351,10 @@ def _run_cases(
     tolerance_of: dict[str, Tolerance],
     progress: Progress,
     timings: dict[str, float],
+    require_gpu: bool = False,
 ) -> _Sweep:
+    """Every case through every backend, compared; ``require_gpu`` (``--device cuda``): stop
+    after the first call when a backend did not run on the GPU."""
     sweep = _Sweep()
     for number, case in enumerate(cases, 1):
         plan = plans[case.name]
@@ -363,6 +372,8 @@ def _run_cases(
                 seconds[backend.name] = round(seconds.get(backend.name, 0.0) + elapsed, 3)
                 key = f"parity: run {backend.name}"
                 timings[key] = round(timings.get(key, 0.0) + elapsed, 3)
+            if require_gpu and number == 1 and chunk_number == 1:
+                verify_placement(backends)
             rows = plan.rows_of(chunk)
             compared = _compare_chunk(outputs, pairs, output_names, tolerance_of, sweep.problems, plan, rows)
             severity = 0.0

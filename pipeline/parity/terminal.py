@@ -51,8 +51,12 @@ def summary_table(result: ParityResult) -> str:
         lines.append(_chunk_line(result))
     if result.per_layer is not None:
         first = result.per_layer.first_divergence
+        lines.append(result.per_layer.weights_line())
         if first is None:
             lines.append(f"per-layer: all {len(result.per_layer.nodes)} compared node outputs within tolerance (ort vs tf)")
+            why = result.per_layer.nodes_line({c.pair for c in result.comparisons if not c.passed})
+            if why is not None:
+                lines.append(f"  {why}")
         else:
             module = "n/a" if first.torch_module is None else first.torch_module or "(top module)"
             lines.append(

@@ -70,8 +70,9 @@ def report_dict(result: TrainParityResult) -> dict[str, Any]:
 
 def write_report(result: TrainParityResult, report_dir: Path, *, force: bool = False) -> Path:
     """Write report.json, report.html and summary.txt into ``report_dir``; returns report.json."""
-    with AtomicOutputDir(Path(report_dir), force=force) as temp:
-        temp.chmod(0o755)  # a report is meant to be read
+    output = AtomicOutputDir(Path(report_dir), force=force)
+    with output as temp:
+        output.manifest["kind"] = "train-parity-report"
         (temp / REPORT_JSON).write_text(json.dumps(report_dict(result), indent=2, allow_nan=False) + "\n")
         (temp / REPORT_HTML).write_text(render_html(result), encoding="utf-8")
         (temp / SUMMARY_TXT).write_text(summary_table(result), encoding="utf-8")

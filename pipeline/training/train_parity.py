@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 import torch
 
+from pipeline.artifacts import AtomicOutputDir
 from pipeline.autovc import Generator, load_generator, random_generator
 from pipeline.autovc.model import N_MELS
 from pipeline.errors import UsageError
@@ -237,6 +238,8 @@ def train_parity(
     adam = adam or AdamConfig()
     if steps < 1:
         raise UsageError(f"steps must be at least 1, got {steps}")
+    if report_dir is not None:  # a folder this tool did not write is refused before the run
+        AtomicOutputDir(Path(report_dir), force=force, reads=[checkpoint, data]).check()
     progress = progress or Progress()
     if generator is None:
         generator, info = load_generator(checkpoint, freq) if checkpoint else random_generator(0, freq=freq)
