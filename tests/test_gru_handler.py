@@ -28,6 +28,7 @@ from recurrent_models import (
     sweep_features,
 )
 from reference.gru import GRU as Reference
+from test_lstm_handler import _has_gpu_kernel, _loop_functions
 
 import custom_ops
 
@@ -247,6 +248,37 @@ def test_prepare_twice_in_one_process() -> None:
             np.testing.assert_allclose(getattr(actual, name), want, atol=1e-6, rtol=0)
 
 
+# --- graph structure: one projection matmul, one loop, GPU kernels only ------------------
+
+
+@pytest.mark.parametrize("linear_before_reset", [0, 1])
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_graph_structure(direction: str, linear_before_reset: int) -> None:
+    """A single while loop whose ops all have GPU kernels; one input-projection matmul before
+    it; per step and direction one recurrent matmul (linear_before_reset=1) or two (0: the
+    reset gate multiplies h before R_h)."""
+    from onnx_tf.backend import prepare
+
+    dirs = 2 if direction == "bidirectional" else 1
+    rng = np.random.default_rng(5)
+    inputs = {
+        "X": np.zeros((3, 2, 4), np.float32),
+        "W": rng.normal(size=(dirs, 15, 4)).astype(np.float32),
+        "R": rng.normal(size=(dirs, 15, 5)).astype(np.float32),
+        "B": rng.normal(size=(dirs, 30)).astype(np.float32),
+        "sequence_lens": np.array([3, 1], np.int32),
+    }
+    attrs = {"hidden_size": 5, "direction": direction, "clip": 2.0, "linear_before_reset": linear_before_reset}
+    rep = prepare(node_model("GRU", inputs, attrs))
+    graph_def = rep.tf_module.__call__.get_concrete_function(**rep.signatures).graph.as_graph_def()
+    cond, body = _loop_functions(graph_def)
+    assert [n.op for n in graph_def.node].count("MatMul") == 1
+    assert [n.op for n in body.node_def].count("MatMul") == dirs * (2 - linear_before_reset)
+    assert not {"BatchMatMulV2", "BatchMatMulV3", "PyFunc", "EagerPyFunc"} & {n.op for n in body.node_def}
+    missing = [n.op for n in [*cond.node_def, *body.node_def] if not _has_gpu_kernel(n)]
+    assert not missing, f"no GPU kernel for {missing}"
+
+
 # --- PyTorch: exported nn.GRU models, and gradients ---------------------------------------
 
 TORCH_CASES = [
@@ -348,6 +380,52 @@ def test_gradients_match_torch_autograd() -> None:
     for name, want in expected_grads.items():
         assert grads[name] is not None, name
         np.testing.assert_allclose(grads[name].numpy(), want, atol=1e-5, rtol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("linear_before_reset", [0, 1])
+def test_gradients_match_reference_finite_differences(linear_before_reset: int) -> None:
+    """float64, bidirectional, layout 1, every optional input (ragged sequence_lens), clip,
+    non-default activations: the handler's gradient along a random direction equals a central
+    finite difference of the numpy reference."""
+    from onnx_tf.backend import prepare
+
+    rng = np.random.default_rng(9)
+    steps, batch, features, hidden = 7, 3, 4, 5
+    inputs = {
+        "X": rng.normal(size=(batch, steps, features)),
+        "W": rng.normal(0, 0.5, (2, GATES * hidden, features)),
+        "R": rng.normal(0, 0.5, (2, GATES * hidden, hidden)),
+        "B": rng.normal(0, 0.5, (2, 2 * GATES * hidden)),
+        "sequence_lens": np.array([7, 2, 5], np.int32),
+        "initial_h": rng.normal(size=(batch, 2, hidden)),
+    }
+    attrs = {
+        "hidden_size": hidden, "direction": "bidirectional", "layout": 1, "clip": 2.5,
+        "linear_before_reset": linear_before_reset, "activations": ["Sigmoid", "Tanh", "HardSigmoid", "Softsign"],
+    }  # fmt: skip
+    upstream = {name: rng.normal(size=value.shape) for name, value in reference_outputs(inputs, attrs).items()}
+
+    def reference_loss(values: dict) -> float:
+        outputs = reference_outputs(values, attrs)
+        return sum(float(np.sum(outputs[name] * upstream[name])) for name in OUTPUT_NAMES)
+
+    rep = prepare(node_model("GRU", inputs, attrs))
+    tensors = {name: tf.constant(value) for name, value in inputs.items()}
+    with tf.GradientTape() as tape:
+        tape.watch([t for t in tensors.values() if t.dtype == tf.float64])
+        out = rep.tf_module(**tensors)
+        loss = sum(tf.reduce_sum(out[name] * upstream[name]) for name in OUTPUT_NAMES)
+    grads = tape.gradient(loss, tensors)
+    eps = 1e-6
+    for name, value in inputs.items():
+        if value.dtype != np.float64:
+            continue
+        direction = rng.normal(size=value.shape)
+        plus = reference_loss({**inputs, name: value + eps * direction})
+        minus = reference_loss({**inputs, name: value - eps * direction})
+        numeric = (plus - minus) / (2 * eps)
+        analytic = float(np.sum(grads[name].numpy() * direction))
+        assert analytic == pytest.approx(numeric, rel=1e-6, abs=1e-8), name
 
 
 # --- XLA and LiteRT lowerings: a 2-layer bidirectional GRU --------------------------------

@@ -28,6 +28,7 @@ from recurrent_models import (
     sweep_features,
 )
 from reference.rnn import RNN as Reference
+from test_lstm_handler import _has_gpu_kernel, _loop_functions
 
 import custom_ops
 
@@ -233,6 +234,34 @@ def test_prepare_twice_in_one_process() -> None:
         actual = rep.run(inputs)
         for name, want in zip(OUTPUT_NAMES, Reference.run(*inputs.values())):
             np.testing.assert_allclose(getattr(actual, name), want, atol=1e-6, rtol=0)
+
+
+# --- graph structure: one projection matmul, one loop, GPU kernels only ------------------
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_graph_structure(direction: str) -> None:
+    """A single while loop whose ops all have GPU kernels; one matmul per direction per step
+    and one input-projection matmul before the loop."""
+    from onnx_tf.backend import prepare
+
+    dirs = 2 if direction == "bidirectional" else 1
+    rng = np.random.default_rng(5)
+    inputs = {
+        "X": np.zeros((3, 2, 4), np.float32),
+        "W": rng.normal(size=(dirs, 5, 4)).astype(np.float32),
+        "R": rng.normal(size=(dirs, 5, 5)).astype(np.float32),
+        "sequence_lens": np.array([3, 1], np.int32),
+    }
+    attrs = {"hidden_size": 5, "direction": direction, "clip": 2.0}
+    rep = prepare(node_model("RNN", inputs, attrs))
+    graph_def = rep.tf_module.__call__.get_concrete_function(**rep.signatures).graph.as_graph_def()
+    cond, body = _loop_functions(graph_def)
+    assert [n.op for n in graph_def.node].count("MatMul") == 1
+    assert [n.op for n in body.node_def].count("MatMul") == dirs
+    assert not {"BatchMatMulV2", "BatchMatMulV3", "PyFunc", "EagerPyFunc"} & {n.op for n in body.node_def}
+    missing = [n.op for n in [*cond.node_def, *body.node_def] if not _has_gpu_kernel(n)]
+    assert not missing, f"no GPU kernel for {missing}"
 
 
 # --- PyTorch: exported nn.RNN models (tanh and relu) ---------------------------------------
