@@ -148,19 +148,24 @@ def sweep_features(cases: Sequence[SweepCase]) -> dict[str, list[bool]]:
 
 
 def export_torch(
-    module: torch.nn.Module, args: tuple[torch.Tensor, ...], names: Sequence[str], batch_first: bool
+    module: torch.nn.Module,
+    args: tuple[torch.Tensor, ...],
+    names: Sequence[str],
+    batch_first: bool,
+    output_names: Sequence[str] = ("output", "h_n"),
 ) -> onnx.ModelProto:
-    """``module(x, [h0]) -> (output, h_n)`` exported by the legacy exporter at opset 17 with
+    """``module(x, [h0]) -> (output, [h_n])`` exported by the legacy exporter at opset 17 with
     dynamic batch and time."""
     time_batch = {1: "time", 0: "batch"} if batch_first else {0: "time", 1: "batch"}
     dynamic_axes = {"x": time_batch, "output": time_batch, "h_n": {1: "batch"}}
     dynamic_axes.update({name: {1: "batch"} for name in names[1:]})
+    dynamic_axes = {k: v for k, v in dynamic_axes.items() if k in (*names, *output_names)}
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module, args, buffer, dynamo=False, opset_version=17, input_names=list(names),
-            output_names=["output", "h_n"], dynamic_axes=dynamic_axes,
+            output_names=list(output_names), dynamic_axes=dynamic_axes,
         )  # fmt: skip
     return onnx.load_from_string(buffer.getvalue())
 

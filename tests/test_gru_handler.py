@@ -36,7 +36,7 @@ custom_ops.register()  # before importing a handler module: onnx-tf needs the co
 
 from custom_ops.handlers.gru import GRU  # noqa: E402
 from custom_ops.lowering import lowering  # noqa: E402
-from pipeline.tf_convert import OnnxGraphModule  # noqa: E402
+from pipeline.tf_convert import OnnxGraphModule, run_saved_model, write_saved_model  # noqa: E402
 
 GATES = 3
 
@@ -323,6 +323,33 @@ def test_torch_export(
     with torch.no_grad():
         expected = dict(zip(["output", "h_n"], (t.numpy() for t in module(*args))))
     run_test_case(model, dict(zip(names, (a.numpy() for a in args))), expected, atol=1e-5)
+
+
+class _GruEncoder(torch.nn.Module):
+    """A 2-layer bidirectional ``nn.GRU`` and a Linear on its output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = torch.nn.GRU(20, 24, 2, batch_first=True, bidirectional=True)
+        self.linear = torch.nn.Linear(48, 8)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.gru(mel)[0])
+
+
+def test_saved_model_of_exported_gru_encoder(tmp_path: Path) -> None:
+    """The ``convert`` path (graph module -> SavedModel -> loaded and run) on a torch-exported
+    GRU encoder with dynamic batch and time: torch to 1e-5 at two other shapes."""
+    torch.manual_seed(12)
+    module = _GruEncoder().eval()
+    model = export_torch(module, (torch.randn(2, 5, 20),), ["x"], batch_first=True, output_names=["output"])
+    write_saved_model(OnnxGraphModule(model), tmp_path / "saved_model")
+    for batch, steps in [(1, 3), (3, 60)]:
+        x = torch.randn(batch, steps, 20)
+        with torch.no_grad():
+            want = module(x).numpy()
+        got = run_saved_model(tmp_path / "saved_model", {"x": x.numpy()})["output"]
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
 
 
 def _onnx_gates(weight: torch.Tensor) -> np.ndarray:
