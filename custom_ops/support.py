@@ -115,15 +115,17 @@ class UnsupportedOptionError(Exception):
         return error
 
 
-def _lstm_options(node: Any, since_version: int) -> None:
-    """The LSTM handler validates every option when it parses the node."""
-    from custom_ops.handlers.lstm import _Config
+def _recurrent_options(node: Any, since_version: int) -> None:
+    """The LSTM, GRU and RNN handlers validate every option when they parse the node."""
+    import importlib
 
-    _Config.from_node(node)
+    importlib.import_module(f"custom_ops.handlers.{node.op_type.lower()}")._Config.from_node(node)
 
 
 # Option checks of handlers that keep theirs in their node parser, by qualified handler name.
-_PARSER_OPTION_CHECKS = {"custom_ops.handlers.lstm.LSTM": _lstm_options}
+_PARSER_OPTION_CHECKS = {
+    f"custom_ops.handlers.{op.lower()}.{op}": _recurrent_options for op in ("LSTM", "GRU", "RNN")
+}
 
 
 def check_options(handler: type, node: onnx.NodeProto, since_version: int) -> None:

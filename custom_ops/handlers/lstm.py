@@ -21,6 +21,11 @@ B. Otherwise (any activation, clip, ``input_forget``, ``sequence_lens``, any flo
       per direction (plain 2-D matmuls: a batched matmul over D was several times slower on CPU).
    4. Outputs of backward directions are reversed back.
 
+Lowering targets (:mod:`custom_ops.lowering`): ``"graph"`` chooses A or B as above; ``"xla"``
+and ``"tflite"`` always take B (``BlockLSTM`` has no XLA kernel and no LiteRT lowering), whose
+loop :func:`custom_ops.recurrence.time_loop` writes with TensorArrays for graph mode and XLA and
+with a preallocated output tensor for LiteRT's builtin ops.
+
 ONNX conventions: gate order ``i, o, f, c`` in W, R, B (PyTorch's order is ``i, f, g, o``),
 ``i, o, f`` in P; B is ``[Wb, Rb]``. ``layout=0``: X ``[T, B, F]``, Y ``[T, D, B, H]``,
 Y_h/Y_c ``[D, B, H]``; ``layout=1``: X ``[B, T, F]``, Y ``[B, T, D, H]``, Y_h/Y_c
@@ -31,7 +36,6 @@ Y_h/Y_c hold the state of the last valid step. ``clip`` bounds the pre-activatio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import tensorflow as tf
@@ -39,89 +43,24 @@ from onnx_tf.handlers.backend_handler import BackendHandler
 from onnx_tf.handlers.handler import onnx_op
 from onnx_tf.pb_wrapper import OnnxNode
 
-from custom_ops.support import UnsupportedOptionError
-
-Activation = Callable[[tf.Tensor], tf.Tensor]
-
-# ONNX activation name (lower case) -> (default alpha, default beta); None: takes no such
-# parameter. Defaults are those of the ONNX operator of the same name; ScaledTanh, whose operator
-# documents none, defaults to plain tanh. (onnxruntime uses 0.0 for a missing alpha or beta of
-# Affine, ScaledTanh and ThresholdedRelu.)
-_ACTIVATION_PARAMETERS: dict[str, tuple[float | None, float | None]] = {
-    "relu": (None, None),
-    "tanh": (None, None),
-    "sigmoid": (None, None),
-    "affine": (1.0, 0.0),
-    "leakyrelu": (0.01, None),
-    "thresholdedrelu": (1.0, None),
-    "scaledtanh": (1.0, 1.0),
-    "hardsigmoid": (0.2, 0.5),
-    "elu": (1.0, None),
-    "softsign": (None, None),
-    "softplus": (None, None),
-}
-
-
-def _activation(name: str, alpha: float | None, beta: float | None) -> Activation:
-    """The TF function for one ONNX activation with its (already defaulted) parameters."""
-    match name:
-        case "relu":
-            return tf.nn.relu
-        case "tanh":
-            return tf.tanh
-        case "sigmoid":
-            return tf.sigmoid
-        case "affine":
-            return lambda x: alpha * x + beta
-        case "leakyrelu":
-            return lambda x: tf.where(x >= 0, x, alpha * x)
-        case "thresholdedrelu":
-            return lambda x: tf.where(x > alpha, x, tf.zeros_like(x))
-        case "scaledtanh":
-            return lambda x: alpha * tf.tanh(beta * x)
-        case "hardsigmoid":
-            return lambda x: tf.clip_by_value(alpha * x + beta, 0.0, 1.0)
-        case "elu":
-            # expm1 of min(x, 0) keeps the unused branch finite, so gradients stay finite.
-            return lambda x: tf.where(x >= 0, x, alpha * tf.math.expm1(tf.minimum(x, 0.0)))
-        case "softsign":
-            return tf.nn.softsign
-        case "softplus":
-            return tf.nn.softplus
-    raise AssertionError(name)
-
-
-def _parse_activations(
-    node_name: str, names: Sequence[str], alphas: Sequence[float], betas: Sequence[float]
-) -> list[tuple[str, float | None, float | None]]:
-    """``(name, alpha, beta)`` per entry of ONNX ``activations``.
-
-    ``activation_alpha``/``activation_beta`` are consumed in activation order, each value only
-    by an activation that takes that parameter (as onnxruntime does); a missing value takes the
-    default of the ONNX operator of the same name.
-    """
-    alpha_iter, beta_iter = iter(alphas), iter(betas)
-    specs = []
-    for name in names:
-        key = name.lower()
-        if key not in _ACTIVATION_PARAMETERS:
-            raise UnsupportedOptionError.of(
-                "LSTM", node_name, "activation", name, ", ".join(sorted(_ACTIVATION_PARAMETERS))
-            )
-        default_alpha, default_beta = _ACTIVATION_PARAMETERS[key]
-        alpha = next(alpha_iter, default_alpha) if default_alpha is not None else None
-        beta = next(beta_iter, default_beta) if default_beta is not None else None
-        specs.append((key, alpha, beta))
-    return specs
-
-
-def _per_direction(functions: Sequence[Activation]) -> Activation:
-    """Apply ``functions[d]`` to the columns of direction ``d`` of a ``[B, D*H]`` tensor."""
-    if len(functions) == 1:
-        return functions[0]
-    return lambda x: tf.concat(
-        [fn(part) for fn, part in zip(functions, tf.split(x, len(functions), axis=-1))], axis=-1
-    )
+from custom_ops.lowering import target
+from custom_ops.recurrence import (
+    Activation,
+    by_direction,
+    clip_bound,
+    gate_functions,
+    initial_state,
+    input_projection,
+    node_activations,
+    node_directions,
+    node_layout,
+    onnx_outputs,
+    optional_input,
+    per_step_validity,
+    recurrent_matmul,
+    time_loop,
+    time_major,
+)
 
 
 @dataclass(frozen=True)
@@ -141,31 +80,14 @@ class _Config:
     @classmethod
     def from_node(cls, node: OnnxNode) -> _Config:
         attrs = node.attrs
-        direction = attrs.get("direction", "forward")
-        backward = {"forward": (False,), "reverse": (True,), "bidirectional": (False, True)}.get(
-            direction
-        )
-        if backward is None:
-            raise UnsupportedOptionError.of("LSTM", node.name, "direction", direction, "forward, reverse, bidirectional")
-        layout = attrs.get("layout", 0)
-        if layout not in (0, 1):
-            raise UnsupportedOptionError.of("LSTM", node.name, "layout", layout, "0, 1")
-        names = attrs.get("activations", ["Sigmoid", "Tanh", "Tanh"] * len(backward))
-        if len(names) != 3 * len(backward):
-            raise UnsupportedOptionError.of(
-                "LSTM", node.name, "activations", list(names), f"{3 * len(backward)} functions for direction {direction!r}"
-            )
-        specs = _parse_activations(
-            node.name, names, attrs.get("activation_alpha", []), attrs.get("activation_beta", [])
-        )
-        if specs[3:] == specs[:3]:  # both directions alike: one op per step, not one each
-            specs = specs[:3]
-        default_activations = [name for name, _, _ in specs] == ["sigmoid", "tanh", "tanh"] * (len(specs) // 3)
-        f, g, h = (_per_direction([_activation(*s) for s in specs[k::3]]) for k in range(3))
+        backward = node_directions("LSTM", node)
+        specs = node_activations("LSTM", node, ["Sigmoid", "Tanh", "Tanh"])
+        default_activations = [name for name, _, _ in specs] == ["sigmoid", "tanh", "tanh"] * len(backward)
+        f, g, h = gate_functions(specs, 3)
         return cls(
             hidden_size=attrs.get("hidden_size"),
             backward=backward,
-            layout=layout,
+            layout=node_layout("LSTM", node),
             clip=attrs.get("clip"),
             input_forget=bool(attrs.get("input_forget", 0)),
             default_activations=default_activations,
@@ -173,24 +95,6 @@ class _Config:
             g=g,
             h=h,
         )
-
-
-def _reverse_time(x: tf.Tensor, seq_lens: tf.Tensor | None) -> tf.Tensor:
-    """Reverse ``x[T, B, ...]`` in time; with ``seq_lens`` only each entry's valid prefix."""
-    if seq_lens is None:
-        return tf.reverse(x, axis=[0])
-    return tf.reverse_sequence(x, seq_lens, seq_axis=0, batch_axis=1)
-
-
-def _by_direction(x: tf.Tensor, config: _Config, seq_lens: tf.Tensor | None) -> tf.Tensor:
-    """Reverse in time the backward directions of ``x[T, B, ..., D, H]`` (direction axis -2)."""
-    if not any(config.backward):
-        return x
-    parts = tf.unstack(x, len(config.backward), axis=-2)
-    return tf.stack(
-        [_reverse_time(v, seq_lens) if back else v for v, back in zip(parts, config.backward)],
-        axis=-2,
-    )
 
 
 def lstm(
@@ -209,37 +113,25 @@ def lstm(
     """Y, Y_h, Y_c of one ONNX LSTM node (inputs and outputs in the node's layout).
 
     ``fused_op``: run the recurrence as TF's ``BlockLSTM`` op (True; only where
-    :func:`fused_op_applies`) or as the ``tf.while_loop`` (False); None chooses by
-    :func:`fused_op_pays`.
+    :func:`fused_op_applies`, and only for the ``"graph"`` lowering target) or as the
+    ``tf.while_loop`` of :func:`custom_ops.recurrence.time_loop` (False); None chooses by
+    :func:`fused_op_pays` in graph mode, the loop for XLA and LiteRT.
     """
     dirs = len(config.backward)
     hidden = config.hidden_size or r.shape[-1]
     if hidden is None:
         raise ValueError("LSTM: hidden_size is neither an attribute nor known from R's shape")
-    if config.layout == 1:  # X [B, T, F] -> [T, B, F]
-        x = tf.transpose(x, [1, 0, 2])
+    x = time_major(x, config.layout)
     batch = tf.shape(x)[1]
-
-    def batch_major(state: tf.Tensor | None) -> tf.Tensor:
-        """ONNX initial state (node's layout) -> ``[B, D*H]``."""
-        if state is None:
-            return tf.zeros([batch, dirs * hidden], x.dtype)
-        if config.layout == 0:
-            state = tf.transpose(state, [1, 0, 2])
-        return tf.reshape(state, [batch, dirs * hidden])
-
-    h, c = batch_major(initial_h), batch_major(initial_c)
+    h, c = (initial_state(s, config.layout, batch, dirs * hidden, x.dtype) for s in (initial_h, initial_c))
+    graph_mode = target() == "graph"  # BlockLSTM has no XLA kernel and no LiteRT lowering
     if fused_op is None:
-        fused_op = fused_op_applies(config, x, w, seq_lens) and fused_op_pays(w, hidden)
-    elif fused_op and not fused_op_applies(config, x, w, seq_lens):
-        raise ValueError("LSTM: BlockLSTM does not implement this node's options")
+        fused_op = graph_mode and fused_op_applies(config, x, w, seq_lens) and fused_op_pays(w, hidden)
+    elif fused_op and not (graph_mode and fused_op_applies(config, x, w, seq_lens)):
+        raise ValueError(f"LSTM: BlockLSTM does not implement this node's options for target {target()!r}")
     recurrence = _fused_op_recurrence if fused_op else _loop_recurrence
     y, h, c = recurrence(config, hidden, x, w, r, b, seq_lens, h, c, p)
-    h = tf.reshape(h, [batch, dirs, hidden])
-    c = tf.reshape(c, [batch, dirs, hidden])
-    if config.layout == 0:
-        return tf.transpose(y, [0, 2, 1, 3]), tf.transpose(h, [1, 0, 2]), tf.transpose(c, [1, 0, 2])
-    return tf.transpose(y, [1, 0, 2, 3]), h, c
+    return tuple(onnx_outputs(y, (h, c), config.layout, dirs, hidden))
 
 
 def fused_op_applies(config: _Config, x: tf.Tensor, w: tf.Tensor, seq_lens: tf.Tensor | None) -> bool:
@@ -348,26 +240,18 @@ def _loop_recurrence(
     ``x [T, B, F]``, ``h, c [B, D*H]`` -> ``y [T, B, D, H]`` in sequence order and the last
     valid ``h, c [B, D*H]``.
     """
-    dtype = x.dtype
     dirs = len(config.backward)
     steps, batch = tf.shape(x)[0], tf.shape(x)[1]
     if seq_lens is not None:
         seq_lens = tf.cast(seq_lens, tf.int32)
 
-    def gate_major(v: tf.Tensor) -> tf.Tensor:
-        """``[D, 4H, K]`` (ONNX) -> ``[4*D*H, K]``, rows ordered gate, direction, unit."""
-        v = tf.reshape(v, [dirs, 4, hidden, -1])
-        return tf.reshape(tf.transpose(v, [1, 0, 2, 3]), [4 * dirs * hidden, -1])
-
-    # 1. Input projection, all steps and directions in one matmul.
-    xw = tf.matmul(tf.reshape(x, [steps * batch, -1]), gate_major(w), transpose_b=True)
+    # 1. Input projection, all steps and directions in one matmul; 2. every direction in
+    # walking order.
+    bias = None
     if b is not None:
         w_bias, r_bias = tf.split(b, 2, axis=1)
-        xw = xw + tf.reshape(gate_major((w_bias + r_bias)[:, :, tf.newaxis]), [-1])
-    # 2. Every direction in walking order.
-    xw = _by_direction(tf.reshape(xw, [steps, batch, 4, dirs, hidden]), config, seq_lens)
-    xw = tf.reshape(xw, [steps, batch, 4 * dirs * hidden])
-    xw = tf.TensorArray(dtype, size=steps).unstack(xw)  # read per step (gradient-friendly)
+        bias = w_bias + r_bias
+    xw = input_projection(x, w, bias, 4, hidden, config.backward, seq_lens)
 
     # R_d^T [H, 4H] per direction: columns ordered gate, unit. (The converter stores R
     # transposed, so that this transpose cancels against its inverse: see pipeline.tf_convert.)
@@ -375,29 +259,14 @@ def _loop_recurrence(
     if p is not None:  # P [D, 3H] -> p_i, p_o, p_f, each [D*H] direction-major like the state
         p = tf.transpose(tf.reshape(p, [dirs, 3, hidden]), [1, 0, 2])
         p_i, p_o, p_f = tf.unstack(tf.reshape(p, [3, dirs * hidden]))
+    per_step = [xw]
     if seq_lens is not None:
-        valid = tf.sequence_mask(seq_lens, steps)  # [B, T]: step t is inside entry b's sequence
-        valid = tf.transpose(valid)[:, :, tf.newaxis]  # [T, B, 1]
-        valid = tf.TensorArray(tf.bool, size=steps).unstack(valid)
-        zeros = tf.zeros([batch, dirs * hidden], dtype)  # Y at invalid steps
+        per_step.append(per_step_validity(seq_lens, steps))  # [T, B, 1]
+    bound = clip_bound(config.clip)
 
-    def recurrent(h: tf.Tensor) -> tf.Tensor:
-        """``h[B, D*H]`` -> ``[B, 4*D*H]``, columns ordered gate, direction, unit."""
-        if dirs == 1:
-            return tf.matmul(h, r_t[0])
-        parts = [
-            tf.reshape(tf.matmul(h_d, r_d), [-1, 4, 1, hidden])
-            for h_d, r_d in zip(tf.split(h, dirs, axis=1), r_t)
-        ]
-        return tf.reshape(tf.concat(parts, axis=2), [-1, 4 * dirs * hidden])
-
-    def bound(z: tf.Tensor) -> tf.Tensor:
-        return z if config.clip is None else tf.clip_by_value(z, -config.clip, config.clip)
-
-    def step(
-        t: tf.Tensor, h: tf.Tensor, c: tf.Tensor, y: tf.TensorArray
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.TensorArray]:
-        z_i, z_o, z_f, z_c = tf.split(xw.read(t) + recurrent(h), 4, axis=-1)
+    def step(t: tf.Tensor, rows: list[tf.Tensor], state: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tuple]:
+        h, c = state
+        z_i, z_o, z_f, z_c = tf.split(rows[0] + recurrent_matmul(h, r_t, 4, hidden), 4, axis=-1)
         if p is not None:
             z_i += p_i * c
             z_f += p_f * c
@@ -408,24 +277,16 @@ def _loop_recurrence(
             z_o += p_o * c_new
         h_new = config.f(bound(z_o)) * config.h(c_new)
         if seq_lens is None:
-            return t + 1, h_new, c_new, y.write(t, h_new)
-        valid_t = valid.read(t)  # [B, 1]
-        y_t = tf.where(valid_t, h_new, zeros)
-        return t + 1, tf.where(valid_t, h_new, h), tf.where(valid_t, c_new, c), y.write(t, y_t)
+            return h_new, (h_new, c_new)
+        valid_t = rows[1]  # [B, 1]
+        y_t = tf.where(valid_t, h_new, tf.zeros_like(h_new))
+        return y_t, (tf.where(valid_t, h_new, h), tf.where(valid_t, c_new, c))
 
     # 3. The recurrence, all directions in one loop.
-    y = tf.TensorArray(dtype, size=steps, element_shape=[None, dirs * hidden])
-    _, h, c, y = tf.while_loop(lambda t, *_: t < steps, step, (tf.constant(0), h, c, y))
+    y, (h, c) = time_loop(step, per_step, (h, c), dirs * hidden)
     # 4. Backward directions back in sequence order.
-    y = _by_direction(tf.reshape(y.stack(), [steps, batch, dirs, hidden]), config, seq_lens)
+    y = by_direction(tf.reshape(y, [steps, batch, dirs, hidden]), config.backward, seq_lens)
     return y, h, c
-
-
-def _optional_input(node: OnnxNode, tensor_dict: dict, index: int) -> tf.Tensor | None:
-    """Input ``index`` of ``node``, or None when omitted or given as the empty name."""
-    if index < len(node.inputs) and node.inputs[index]:
-        return tensor_dict[node.inputs[index]]
-    return None
 
 
 @onnx_op("LSTM")
@@ -436,7 +297,7 @@ class LSTM(BackendHandler):
     @tf.autograph.experimental.do_not_convert  # explicit graph code; nothing to convert
     def _common(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
         tensor_dict = kwargs["tensor_dict"]
-        inputs = [_optional_input(node, tensor_dict, k) for k in range(8)]
+        inputs = [optional_input(node, tensor_dict, k) for k in range(8)]
         return list(lstm(_Config.from_node(node), *inputs))
 
     @classmethod
