@@ -23,7 +23,7 @@ def test_export_reports_every_stage(exported_autovc):
                   "write savedmodel", "parity"):
         assert f"[{stage}] done in" in stderr, stage
     assert "random weights, seed 0" in stderr
-    assert stderr.strip().splitlines()[-1].startswith("parity PASS: 3 outputs x 3 pairs")
+    assert stderr.strip().splitlines()[-1].startswith("parity PASS: 3 outputs x 5 pairs")
 
 
 def test_export_writes_the_artefacts_and_manifest(exported_autovc):
@@ -43,7 +43,7 @@ def test_export_report_records_three_pairs_and_no_divergence(exported_autovc):
     assert report["passed"] is True
     assert report["first_divergence"] is None
     pairs = {(c["output"], c["pair"]) for c in report["comparisons"]}
-    assert pairs == {(o, p) for o in OUTPUT_NAMES for p in ("torch-ort", "torch-tf", "ort-tf")}
+    assert pairs == {(o, p) for o in OUTPUT_NAMES for p in ("torch-ort", "torch-tf", "torch-tf_xla", "ort-tf", "ort-tf_xla")}
     assert all(c["max_abs"] <= 1e-5 for c in report["comparisons"])
     assert not [p for p in out.parent.iterdir() if ".partial-" in p.name]
 
