@@ -213,6 +213,16 @@ def _profile(run: dict[str, Any]) -> list[str]:
             right = ort_rows[i] if i < len(ort_rows) else ("", "", "")
             lines.append("| " + " | ".join((*left, *right)) + " |")
         lines.append("")
+        xla = shape.get("tf_xla")
+        if xla is not None:
+            kinds = ", ".join(f"{kind} {ms:.0f} ms ({xla['calls'][kind]} calls)" for kind, ms in
+                              list(xla["by_op_ms"].items())[:PROFILE_ROWS])
+            lines += [
+                (f"serving_xla (one XLA executable; time per HLO instruction kind, numbers dropped): "
+                 f"{xla['wall_ms']:.0f} ms, of which inside while loops {xla['inside_while_loops_ms']:.0f} ms, "
+                 f"untraced {xla['untraced_ms']:.0f} ms. {kinds}."),
+                "",
+            ]
     return lines
 
 
