@@ -395,3 +395,28 @@ def test_a_saved_model_without_serving_xla_is_compared_on_serving_default(artifa
     tf.saved_model.save(module, str(tmp_path / "old"), signatures={"serving_default": module.serving_function()})
     result = run_parity(artifacts.onnx_path, tmp_path / "old", artifacts.inputs, per_layer=False)
     assert result.passed and result.pairs == [("ort", "tf")] and "tf_xla" not in result.backends
+
+
+def test_a_signature_xla_cannot_compile_fails_with_one_clear_line(tmp_path: Path) -> None:
+    """A serving_xla with an op XLA has no kernel for: a PipelineError naming the op, no traceback."""
+    import tensorflow as tf
+
+    from pipeline.errors import PipelineError
+    from pipeline.parity.backends import tf_backends
+
+    spec = tf.TensorSpec([None], tf.float32, name="x")
+
+    def through_strings(x: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"y": tf.strings.to_number(tf.strings.as_string(x))}
+
+    signatures = {
+        "serving_default": tf.function(through_strings, input_signature=[spec]).get_concrete_function(),
+        "serving_xla": tf.function(tf.function(through_strings, jit_compile=True), input_signature=[spec]).get_concrete_function(),
+    }
+    tf.saved_model.save(tf.Module(), str(tmp_path / "sm"), signatures=signatures)
+    graph_mode, xla = tf_backends(tmp_path / "sm", ["y"])
+    x = np.array([1.5, 2.0], np.float32)
+    np.testing.assert_array_equal(graph_mode.run({"x": x})["y"], x)
+    with pytest.raises(PipelineError, match="serving_xla signature failed: .*AsString") as raised:
+        xla.run({"x": x})
+    assert "\n" not in str(raised.value)

@@ -190,8 +190,11 @@ class TfSavedModelBackend:
         from pipeline.tf_convert import tf_name
 
         tf = self._tf
-        with tf.device(self.device_requested):
-            outputs = self.signature(**{tf_name(n): tf.constant(v) for n, v in inputs.items()})
+        try:
+            with tf.device(self.device_requested):
+                outputs = self.signature(**{tf_name(n): tf.constant(v) for n, v in inputs.items()})
+        except tf.errors.OpError as error:  # e.g. an op that XLA cannot compile in serving_xla
+            raise PipelineError(f"the SavedModel's {self.signature_key} signature failed: {_reason(error)}") from None
         self.device_used = next(iter(outputs.values())).device
         return {name: outputs[tf_name(name)].numpy() for name in self.output_names if tf_name(name) in outputs}
 
@@ -202,6 +205,15 @@ class TfSavedModelBackend:
             "device_requested": self.device_requested,
             "device_used": self.device_used,
         }
+
+
+def _reason(error: Any) -> str:
+    """The informative line of a TF runtime error (e.g. XLA's "Detected unsupported operations
+    ... AsString ..."), without TF's preamble lines."""
+    message = error.message or str(error)
+    skip = ("Graph execution error", "Detected at node", "<stack traces")
+    lines = [line.strip() for line in message.splitlines() if line.strip() and not line.strip().startswith(skip)]
+    return lines[0] if lines else message.strip()
 
 
 def load_saved_model(saved_model_dir: Path) -> Any:
