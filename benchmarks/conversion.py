@@ -115,8 +115,8 @@ def _stages(
     for name, begin, end in spans:
         seconds = timings.get(name, parity_timings.get(name, round(end - begin, 3)))
         rows.append({"stage": name, "seconds": seconds, "peak_rss_bytes": peak(begin, end)})
-    for name in ("parity: run torch", "parity: run ort", "parity: run tf"):
-        if name in parity_timings:
+    for name in parity_timings:
+        if name.startswith("parity: run "):  # one per backend: torch, ort, tf, tf_xla, ...
             rows.append({"stage": name, "seconds": parity_timings[name], "peak_rss_bytes": None})
     if "parity" in timings and "parity: total" in parity_timings:
         rows.append({"stage": "parity: write report", "peak_rss_bytes": None,

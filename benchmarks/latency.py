@@ -1,5 +1,7 @@
-"""Inference latency of the whole AutoVC model: torch eager, onnxruntime and the TF SavedModel,
-interleaved in one process.
+"""Inference latency of the whole AutoVC model: torch eager, onnxruntime and the TF SavedModel's
+two signatures (``serving_default``, graph mode; ``serving_xla``, XLA-compiled), interleaved in
+one process; and :func:`mixed_lengths`, one pass over utterances of distinct lengths, compiles
+included.
 
 Every backend runs the export artefact's weights (``model.onnx`` and ``saved_model/`` of
 ``python -m pipeline export``; torch rebuilds the same Generator from the manifest). Outputs are
@@ -22,8 +24,9 @@ from pipeline.onnx_export import INPUT_NAMES, OUTPUT_NAMES
 
 from .common import Stats, interleaved, load_average, ort_session_options, paired_ratio
 
-TORCH, ORT, TF = "torch", "onnxruntime", "tf_savedmodel"
-BACKEND_LABELS = {TORCH: "torch eager", ORT: "onnxruntime", TF: "TF SavedModel"}
+TORCH, ORT, TF, TF_XLA = "torch", "onnxruntime", "tf_savedmodel", "tf_xla"
+BACKEND_LABELS = {TORCH: "torch eager", ORT: "onnxruntime", TF: "TF serving_default", TF_XLA: "TF serving_xla"}
+TF_SIGNATURES = {TF: "serving_default", TF_XLA: "serving_xla"}
 
 
 @dataclass(frozen=True)
@@ -79,19 +82,29 @@ def ort_backend(artifact: Path, threads: int) -> Backend:
     return bind
 
 
-def tf_backend(artifact: Path) -> tuple[Backend, Any]:
-    """The SavedModel's ``serving_default`` signature, and the loaded object, which must
-    outlive its signature."""
+def tf_backends(artifact: Path) -> tuple[dict[str, Backend], Any]:
+    """A backend per signature of :data:`TF_SIGNATURES` that the SavedModel has, and the loaded
+    object, which must outlive its signatures."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(artifact / "saved_model"))
-    signature = loaded.signatures["serving_default"]
 
-    def bind(inputs: dict[str, np.ndarray]) -> Callable[[], dict[str, np.ndarray]]:
-        feeds = {name: tf.constant(value) for name, value in inputs.items()}
-        return lambda: {name: value.numpy() for name, value in signature(**feeds).items()}
+    def backend(signature: Any) -> Backend:
+        def bind(inputs: dict[str, np.ndarray]) -> Callable[[], dict[str, np.ndarray]]:
+            feeds = {name: tf.constant(value) for name, value in inputs.items()}
+            return lambda: {name: value.numpy() for name, value in signature(**feeds).items()}
 
-    return bind, loaded
+        return bind
+
+    found = {name: backend(loaded.signatures[key]) for name, key in TF_SIGNATURES.items() if key in loaded.signatures}
+    return found, loaded
+
+
+def all_backends(artifact: Path, threads: int) -> tuple[dict[str, Backend], Any]:
+    """torch, onnxruntime and the SavedModel's signatures, in table order; and the loaded
+    SavedModel (keep it alive while its signatures run)."""
+    tf_calls, loaded = tf_backends(artifact)
+    return {TORCH: torch_backend(artifact), ORT: ort_backend(artifact, threads), **tf_calls}, loaded
 
 
 def model_inputs(batch: int, frames: int, dim_emb: int = 256) -> dict[str, np.ndarray]:
@@ -106,9 +119,8 @@ def model_inputs(batch: int, frames: int, dim_emb: int = 256) -> dict[str, np.nd
 
 def run(artifact: Path, shapes: Sequence[Shape], threads: int) -> dict[str, Any]:
     """Time every backend on every shape; each backend's first call on a shape (TF: graph
-    optimisation) is timed apart and not part of the statistics."""
-    tf_call, _loaded = tf_backend(artifact)  # _loaded: alive while its signature runs
-    backends = {TORCH: torch_backend(artifact), ORT: ort_backend(artifact, threads), TF: tf_call}
+    optimisation; serving_xla: XLA compilation) is timed apart and not part of the statistics."""
+    backends, _loaded = all_backends(artifact, threads)  # _loaded: alive while its signatures run
     results = []
     for shape in shapes:
         inputs = model_inputs(shape.batch, shape.frames)
@@ -129,6 +141,8 @@ def run(artifact: Path, shapes: Sequence[Shape], threads: int) -> dict[str, Any]
             "times_s": {name: [round(x, 5) for x in t] for name, t in times.items()},
             "ratio_tf_over_ort": paired_ratio(times[TF], times[ORT]),
             "ratio_tf_over_torch": paired_ratio(times[TF], times[TORCH]),
+            "ratio_over_ort": {name: paired_ratio(times[name], times[ORT]) for name in times if name != ORT},
+            "ratio_over_torch": {name: paired_ratio(times[name], times[TORCH]) for name in times if name != TORCH},
             "max_abs_vs_torch": {
                 name: max(float(np.max(np.abs(out[k] - reference[k]))) for k in OUTPUT_NAMES)
                 for name, out in outputs.items()
@@ -137,10 +151,42 @@ def run(artifact: Path, shapes: Sequence[Shape], threads: int) -> dict[str, Any]
         }
         results.append(row)
         medians = ", ".join(f"{n} {row['stats_ms'][n]['median']:.0f} ms" for n in times)
-        print(
-            f"[latency] B={shape.batch} T={shape.frames}: {medians}; TF/ORT "
-            f"{row['ratio_tf_over_ort']:.2f}, TF/torch {row['ratio_tf_over_torch']:.2f}",
-            file=sys.stderr,
-            flush=True,
-        )
+        ratios = ", ".join(f"{n}/ORT {r:.2f}" for n, r in row["ratio_over_ort"].items())
+        print(f"[latency] B={shape.batch} T={shape.frames}: {medians}; {ratios}", file=sys.stderr, flush=True)
     return {"artifact": str(artifact), "backends": list(backends), "shapes": results}
+
+
+MIXED_UTTERANCES, MIXED_FRAMES = 32, (40, 600)
+
+
+def mixed_lengths(
+    artifact: Path, threads: int, count: int = MIXED_UTTERANCES, frames: tuple[int, int] = MIXED_FRAMES, seed: int = 0
+) -> dict[str, Any]:
+    """``count`` utterances (B=1) of distinct lengths drawn from ``frames`` (inclusive), run once
+    each by every backend in a fresh process: the total wall time a user waits, first calls
+    (TF graph optimisation, XLA compilation per length bucket) included, then a second, warm
+    pass. Backends run one after another (not interleaved: the cold pass is the point)."""
+    rng = np.random.default_rng(seed)
+    lengths = [int(n) for n in rng.choice(np.arange(frames[0], frames[1] + 1), count, replace=False)]
+    freq = json.loads((artifact / "manifest.json").read_text())["hyperparameters"]["freq"]
+    backends, _loaded = all_backends(artifact, threads)
+    inputs = [model_inputs(1, n) for n in lengths]
+    passes: dict[str, dict[str, float]] = {}
+    for name, bind in backends.items():
+        calls = [bind(x) for x in inputs]
+        walls = []
+        for _ in range(2):
+            start = time.perf_counter()
+            for call in calls:
+                call()
+            walls.append(round(time.perf_counter() - start, 3))
+        passes[name] = {"cold_s": walls[0], "warm_s": walls[1]}
+        print(f"[mixed] {name}: cold {walls[0]:.1f} s, warm {walls[1]:.1f} s", file=sys.stderr, flush=True)
+    return {
+        "lengths": lengths,
+        "frames_of_audio": int(sum(lengths)),
+        "length_buckets": len({-(-n // freq) for n in lengths}),
+        "bucket_frames": freq,
+        "load_average": load_average(),
+        "passes": passes,
+    }

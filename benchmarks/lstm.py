@@ -1,5 +1,6 @@
-"""One LSTM layer at AutoVC's sizes: our onnx-tf handler (both of its recurrences) against
-onnxruntime's LSTM and torch's ``nn.LSTM``, interleaved in one process.
+"""One LSTM layer at AutoVC's sizes: our onnx-tf handler (both of its graph-mode recurrences,
+and the while loop traced for XLA and compiled with ``jit_compile=True``) against onnxruntime's
+LSTM and torch's ``nn.LSTM``, interleaved in one process.
 
 The same weights (torch's, seed 0) go to all three: ONNX ``W, R, B`` for onnxruntime and the
 handler, whose function is traced once for a dynamic ``[T, B, F]`` input as in a SavedModel.
@@ -16,12 +17,13 @@ import numpy as np
 
 from .common import Stats, interleaved, load_average, ort_session_options, paired_ratio
 
-TORCH, ORT, TF_FUSED, TF_LOOP = "torch", "onnxruntime", "tf_fused_op", "tf_while_loop"
+TORCH, ORT, TF_FUSED, TF_LOOP, TF_XLA = "torch", "onnxruntime", "tf_fused_op", "tf_while_loop", "tf_xla"
 BACKEND_LABELS = {
     TORCH: "torch nn.LSTM",
     ORT: "onnxruntime LSTM",
     TF_FUSED: "handler: BlockLSTM op",
     TF_LOOP: "handler: while loop",
+    TF_XLA: "handler: XLA",
 }
 
 
@@ -83,8 +85,9 @@ def _ort_session(layer: Layer, weights: tuple[np.ndarray, ...], threads: int) ->
     return ort.InferenceSession(model.SerializeToString(), ort_session_options(threads), providers=["CPUExecutionProvider"])
 
 
-def _tf_function(layer: Layer, weights: tuple[np.ndarray, ...], fused_op: bool) -> Callable[[Any], Any]:
-    """The handler's computation for this node, traced for ``X [None, None, F]``."""
+def _tf_function(layer: Layer, weights: tuple[np.ndarray, ...], variant: str) -> Callable[[Any], Any]:
+    """The handler's computation for this node, traced for ``X [None, None, F]``: ``variant`` is
+    :data:`TF_FUSED`, :data:`TF_LOOP` or :data:`TF_XLA` (the loop traced for XLA, compiled)."""
     import tensorflow as tf
 
     import custom_ops
@@ -93,11 +96,17 @@ def _tf_function(layer: Layer, weights: tuple[np.ndarray, ...], fused_op: bool) 
     from onnx_tf.pb_wrapper import OnnxNode
 
     from custom_ops.handlers.lstm import _Config, lstm
+    from custom_ops.lowering import lowering
 
     config = _Config.from_node(OnnxNode(_lstm_node(layer)))
     w, r, b = (tf.constant(v) for v in weights)
     signature = [tf.TensorSpec([None, None, layer.inputs], tf.float32)]
-    return tf.function(lambda x: lstm(config, x, w, r, b, fused_op=fused_op)[0], input_signature=signature)
+    target = "xla" if variant == TF_XLA else "graph"
+    with lowering(target):
+        traced = tf.function(
+            lambda x: lstm(config, x, w, r, b, fused_op=variant == TF_FUSED)[0], input_signature=signature
+        ).get_concrete_function()
+    return tf.function(traced, jit_compile=variant == TF_XLA)
 
 
 def handler_choice(layer: Layer) -> str:
@@ -121,7 +130,7 @@ def run(layers: Sequence[Layer], batches: Sequence[int], steps: int, repeats: in
         calls = {
             TORCH: _torch_call(module),
             ORT: _ort_call(_ort_session(layer, weights, threads)),
-            **{name: _tf_call(_tf_function(layer, weights, name == TF_FUSED)) for name in (TF_FUSED, TF_LOOP)},
+            **{name: _tf_call(_tf_function(layer, weights, name)) for name in (TF_FUSED, TF_LOOP, TF_XLA)},
         }
         for batch in batches:
             x = np.random.default_rng(batch).normal(size=(steps, batch, layer.inputs)).astype(np.float32)
@@ -143,6 +152,7 @@ def run(layers: Sequence[Layer], batches: Sequence[int], steps: int, repeats: in
                 "ratio_handler_over_ort": paired_ratio(times[chosen], times[ORT]),
                 "ratio_handler_over_torch": paired_ratio(times[chosen], times[TORCH]),
                 "ratio_fused_over_loop": paired_ratio(times[TF_FUSED], times[TF_LOOP]),
+                "ratio_xla_over_ort": paired_ratio(times[TF_XLA], times[ORT]),
                 "max_abs_vs_torch": errors,
             }
             rows.append(row)

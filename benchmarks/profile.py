@@ -6,6 +6,11 @@ recurrences of the LSTM handler, or outside). What the trace does not attribute 
 (executor scheduling, loop control, ops too cheap to be traced) is the remainder of the call's
 wall time (negative when kernels ran in parallel on several threads). onnxruntime: its own
 profiler, per node, grouped by op type.
+
+``serving_xla`` runs as one XLA executable: the trace has an event per executed HLO instruction
+(``dot.21``, ``fusion.3``, ``while.11``, ...), grouped here by instruction kind (the number
+dropped). A ``while`` event holds its body's events, so while loops are summed apart (as the
+time inside loops) and not as a kind.
 """
 
 from __future__ import annotations
@@ -23,37 +28,75 @@ from .common import ort_session_options
 from .latency import OUTPUT_NAMES, model_inputs
 
 _LOOP = re.compile(r"/(while(?:_\d+)?)/body/")
+_HLO = re.compile(r"^(?P<kind>[A-Za-z][\w-]*?)(?:_\d+)?(?:\.\d+)?$")
+"""An HLO instruction's event name (``dot.21``, ``MatMul_4.2``) -> its kind (``dot``, ``MatMul``)."""
 
 
 def run(artifact: Path, batch: int, frames: int, threads: int) -> dict[str, Any]:
     inputs = model_inputs(batch, frames)
     tf_result = _profile_tf(artifact, inputs)
+    xla_result = _profile_xla(artifact, inputs)
     ort_result = _profile_ort(artifact, inputs, threads)
     print(
-        f"[profile] B={batch} T={frames}: TF {tf_result['wall_ms']:.0f} ms, "
-        f"onnxruntime {ort_result['wall_ms']:.0f} ms",
+        f"[profile] B={batch} T={frames}: TF {tf_result['wall_ms']:.0f} ms, serving_xla "
+        f"{xla_result['wall_ms']:.0f} ms, onnxruntime {ort_result['wall_ms']:.0f} ms",
         file=sys.stderr,
         flush=True,
     )
-    return {"batch": batch, "frames": frames, "tf": tf_result, "onnxruntime": ort_result}
+    return {"batch": batch, "frames": frames, "tf": tf_result, "tf_xla": xla_result, "onnxruntime": ort_result}
 
 
-def _profile_tf(artifact: Path, inputs: dict) -> dict[str, Any]:
+def _trace(signature: Any, inputs: dict) -> tuple[float, Any]:
+    """One call of ``signature`` after a warm-up call (graph optimisation, XLA compilation),
+    under ``tf.profiler``: its wall seconds and the trace (an XSpace)."""
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    loaded = tf.saved_model.load(str(artifact / "saved_model"))
-    serving = loaded.signatures["serving_default"]
     feeds = {name: tf.constant(value) for name, value in inputs.items()}
-    serving(**feeds)  # graph optimisation happens on the first call
+    signature(**feeds)
     with tempfile.TemporaryDirectory(prefix="autovc-tfprof-") as logdir:
         tf.profiler.experimental.start(logdir)
         start = time.perf_counter()
-        {name: value.numpy() for name, value in serving(**feeds).items()}
+        {name: value.numpy() for name, value in signature(**feeds).items()}
         wall = time.perf_counter() - start
         tf.profiler.experimental.stop()
         space = xplane_pb2.XSpace()
         space.ParseFromString(next(Path(logdir).rglob("*.xplane.pb")).read_bytes())
+    return wall, space
+
+
+def _profile_xla(artifact: Path, inputs: dict) -> dict[str, Any]:
+    """``serving_xla``: time per HLO instruction kind, and inside the while loops."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(artifact / "saved_model"))
+    wall, space = _trace(loaded.signatures["serving_xla"], inputs)
+    by_op: Counter[str] = Counter()
+    calls: Counter[str] = Counter()
+    loops = 0.0
+    for plane in space.planes:
+        names = {key: meta.name for key, meta in plane.event_metadata.items()}
+        for line in plane.lines:
+            if not line.name.startswith(("tf_Compute", "tf_numa")):
+                continue
+            for event in line.events:
+                match = _HLO.match(names.get(event.metadata_id, ""))
+                if match is None:
+                    continue
+                ms = event.duration_ps / 1e9
+                if match["kind"] == "while":
+                    loops += ms
+                    continue
+                by_op[match["kind"]] += ms
+                calls[match["kind"]] += 1
+    return {**_summary(wall, by_op, calls), "inside_while_loops_ms": round(loops, 2)}
+
+
+def _profile_tf(artifact: Path, inputs: dict) -> dict[str, Any]:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(artifact / "saved_model"))
+    wall, space = _trace(loaded.signatures["serving_default"], inputs)
 
     by_op: Counter[str] = Counter()
     calls: Counter[str] = Counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .latency import BACKEND_LABELS as LATENCY_LABELS
-from .latency import ORT, TF, TORCH
+from .latency import ORT, TF, TF_XLA, TORCH
 from .lstm import BACKEND_LABELS as LSTM_LABELS
 
 LATENCY_TARGET_SHAPES = ((1, 512), (8, 512))
@@ -45,6 +45,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _conversion(results["conversion"])
     for run in results.get("latency", []):
         lines += _latency(run)
+    for run in results.get("mixed", []):
+        lines += _mixed(run)
     for run in results.get("profile", []):
         lines += _profile(run)
     for run in results.get("lstm", []):
@@ -79,24 +81,34 @@ def _conversion(conversion: dict[str, Any]) -> list[str]:
     ]
 
 
+XLA_TARGETS = {1: {(1, 512): 0.9, (8, 512): 1.0}, 2: {(1, 512): 1.0, (8, 512): 1.0}}
+"""serving_xla / onnxruntime targets by thread count and (B, T)."""
+
+
 def _latency(run: dict[str, Any]) -> list[str]:
     threads = run["threads"]
-    backends = (TORCH, ORT, TF)
-    head = ["B", "T", *(LATENCY_LABELS[b] + " ms" for b in backends), "TF/ORT", "TF/torch"]
-    head += ["max abs TF vs torch", "TF first call s"]
+    backends = [b for b in run.get("backends", (TORCH, ORT, TF)) if b in LATENCY_LABELS]
+    tf_backends = [b for b in backends if b not in (TORCH, ORT)]
+    head = ["B", "T", *(LATENCY_LABELS[b] + " ms" for b in backends)]
+    head += [f"{LATENCY_LABELS[b]}/ORT" for b in tf_backends] + ["TF/torch"]
+    head += [f"max abs {LATENCY_LABELS[b]} vs torch" for b in tf_backends]
+    head += [f"{LATENCY_LABELS[b]} first call s" for b in tf_backends]
     lines = [
         f"## Inference latency, whole model, {threads['tensorflow_intra_op']} thread(s)",
         "",
-        (f"Threads: {threads}. Median (p10-p90) over the rounds; the first call per shape (TF: graph "
-        "optimisation) is timed apart, not in the statistics."),
+        (f"Threads: {threads}. Median (p10-p90) over the rounds; the first call per shape (serving_default: "
+        "graph optimisation; serving_xla: XLA compilation of the shape's length bucket) is timed apart, not in "
+        "the statistics."),
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---:|" * len(head),
     ]
     for row in run["shapes"]:
+        ratios = row.get("ratio_over_ort", {TF: row["ratio_tf_over_ort"]})
         cells = [str(row["batch"]), str(row["frames"]), *(_ms(row["stats_ms"][b]) for b in backends)]
-        cells += [f"{row['ratio_tf_over_ort']:.2f}", f"{row['ratio_tf_over_torch']:.2f}"]
-        cells += [f"{row['max_abs_vs_torch'][TF]:.1e}", f"{row['first_call_s'][TF]:.1f}"]
+        cells += [f"{ratios[b]:.2f}" for b in tf_backends] + [f"{row['ratio_tf_over_torch']:.2f}"]
+        cells += [f"{row['max_abs_vs_torch'][b]:.1e}" for b in tf_backends]
+        cells += [f"{row['first_call_s'][b]:.1f}" for b in tf_backends]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     for batch, frames in LATENCY_TARGET_SHAPES:
@@ -110,6 +122,33 @@ def _latency(run: dict[str, Any]) -> list[str]:
             f"(TF/ORT {row['ratio_tf_over_ort']:.2f}, TF/torch {row['ratio_tf_over_torch']:.2f}); "
             f"max abs vs torch <= 1e-5: {_verdict(exact)} ({row['max_abs_vs_torch'][TF]:.1e})."
         )
+        target = XLA_TARGETS.get(threads["tensorflow_intra_op"], {}).get((batch, frames))
+        if target is not None and TF_XLA in row.get("ratio_over_ort", {}):
+            ratio = row["ratio_over_ort"][TF_XLA]
+            lines.append(
+                f"- B={batch}, T={frames}: serving_xla <= {target:.1f}x onnxruntime: {_verdict(ratio <= target)} "
+                f"({ratio:.2f}x); max abs vs torch {row['max_abs_vs_torch'][TF_XLA]:.1e}."
+            )
+    lines.append("")
+    return lines
+
+
+def _mixed(run: dict[str, Any]) -> list[str]:
+    threads = run["threads"]["tensorflow_intra_op"]
+    lines = [
+        f"## Mixed lengths: {len(run['lengths'])} utterances of distinct lengths, B=1, {threads} thread(s)",
+        "",
+        (f"Lengths {min(run['lengths'])}-{max(run['lengths'])} frames ({run['frames_of_audio']} in all), "
+        f"{run['length_buckets']} distinct multiples of {run['bucket_frames']} frames (serving_xla compiles once "
+        "per bucket and batch size). Each backend runs the list once in a fresh process (cold: first calls, "
+        "graph optimisation and XLA compilation included), then again (warm); backends one after another, "
+        f"load average {run['load_average']} at the end."),
+        "",
+        "| backend | cold pass s | warm pass s |",
+        "|---|---:|---:|",
+    ]
+    for name, times in run["passes"].items():
+        lines.append(f"| {LATENCY_LABELS.get(name, name)} | {times['cold_s']:.1f} | {times['warm_s']:.1f} |")
     lines.append("")
     return lines
 
@@ -174,6 +213,16 @@ def _profile(run: dict[str, Any]) -> list[str]:
             right = ort_rows[i] if i < len(ort_rows) else ("", "", "")
             lines.append("| " + " | ".join((*left, *right)) + " |")
         lines.append("")
+        xla = shape.get("tf_xla")
+        if xla is not None:
+            kinds = ", ".join(f"{kind} {ms:.0f} ms ({xla['calls'][kind]} calls)" for kind, ms in
+                              list(xla["by_op_ms"].items())[:PROFILE_ROWS])
+            lines += [
+                (f"serving_xla (one XLA executable; time per HLO instruction kind, numbers dropped): "
+                 f"{xla['wall_ms']:.0f} ms, of which inside while loops {xla['inside_while_loops_ms']:.0f} ms, "
+                 f"untraced {xla['untraced_ms']:.0f} ms. {kinds}."),
+                "",
+            ]
     return lines
 
 

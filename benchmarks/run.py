@@ -21,7 +21,7 @@ from . import conversion, report
 from .common import machine
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("conversion", "latency", "profile", "lstm")
+SECTIONS = ("conversion", "latency", "mixed", "profile", "lstm")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,14 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="autovc-bench-") as scratch:
         artifact = args.artifact
-        if "conversion" in sections or (artifact is None and {"latency", "profile"} & set(sections)):
+        if "conversion" in sections or (artifact is None and {"latency", "mixed", "profile"} & set(sections)):
             print("[conversion] python -m pipeline export ...", file=sys.stderr, flush=True)
             measured = conversion.run_export(Path(scratch) / "export")
             if "conversion" in sections:
                 results["conversion"] = measured
                 print(report.conversion_table(measured), file=sys.stderr)
             artifact = artifact or Path(scratch) / "export"
-        for section in ("latency", "profile", "lstm"):
+        for section in ("latency", "mixed", "profile", "lstm"):
             if section not in sections:
                 continue
             results[section] = []
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 out = Path(scratch) / f"{section}-{threads}.json"
                 worker = [sys.executable, "-m", "benchmarks.worker", section, "--threads", str(threads),
                           "--json", str(out)]
-                worker += ["--artifact", str(artifact)] if section in ("latency", "profile") else []
+                worker += ["--artifact", str(artifact)] if section in ("latency", "mixed", "profile") else []
                 worker += ["--quick"] if args.quick else []
                 env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
                 subprocess.run(worker, check=True, cwd=HERE.parent, env=env, stdin=subprocess.DEVNULL)

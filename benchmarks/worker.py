@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-LATENCY, LSTM, PROFILE = "latency", "lstm", "profile"
+LATENCY, MIXED, LSTM, PROFILE = "latency", "mixed", "lstm", "profile"
 PROFILE_SHAPES = ((1, 512), (8, 512))
 """The shapes of the latency targets, profiled per op type."""
 
@@ -31,7 +31,7 @@ def _latency_shapes(quick: bool) -> list[Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.worker")
-    parser.add_argument("section", choices=(LATENCY, LSTM, PROFILE))
+    parser.add_argument("section", choices=(LATENCY, MIXED, LSTM, PROFILE))
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--artifact", type=Path)
@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> None:
         from . import latency
 
         result = latency.run(args.artifact, _latency_shapes(args.quick), args.threads)
+    elif args.section == MIXED:
+        from . import latency
+
+        result = latency.mixed_lengths(args.artifact, args.threads)
     elif args.section == PROFILE:
         from . import profile
 

@@ -50,7 +50,7 @@ def run_export(options: ExportOptions) -> int:
     """Run every stage; 0 when all three frameworks agree, 1 when the parity check fails."""
     from pipeline.autovc import AutoVC, load_generator, random_generator
     from pipeline.devices import resolve_devices
-    from pipeline.onnx_export import check_onnxruntime, export_metadata, export_onnx
+    from pipeline.onnx_export import DYNAMIC_AXES, check_onnxruntime, export_metadata, export_onnx
 
     progress = Progress()
     out = options.out or default_output_dir(options)
@@ -88,7 +88,8 @@ def run_export(options: ExportOptions) -> int:
         with progress.stage("onnx -> tf"):
             tf_module = OnnxGraphModule(load_onnx(onnx_path))
         with progress.stage("write savedmodel"):
-            write_saved_model(tf_module, temp / "saved_model")
+            # AutoVC zero-pads time to a multiple of freq itself: serving_xla compiles per bucket.
+            write_saved_model(tf_module, temp / "saved_model", xla_buckets={DYNAMIC_AXES["mel"][1]: options.freq})
         if options.trainable:
             _write_trainable(generator, temp / "trainable", progress)
 

@@ -1,5 +1,8 @@
 """ONNX -> TensorFlow: import an ONNX graph with onnx-tf's handlers (ours registered) as a
-``tf.Module``, and write it as a SavedModel with a ``serving_default`` signature.
+``tf.Module``, and write it as a SavedModel with two signatures of the same inputs and outputs:
+``serving_default`` (graph mode: any shape, no compilation) and ``serving_xla`` (the graph traced
+for XLA and compiled with ``jit_compile=True``: faster once compiled, one compilation per
+input shape, or per bucket of shapes; see :meth:`OnnxGraphModule.xla_serving_function`).
 
 The module is built here rather than with ``onnx_tf.backend.prepare`` for two reasons:
 ``prepare`` turns every initializer into a Python list before making a constant (seconds
@@ -11,7 +14,7 @@ so every op is served by exactly the handler ``prepare`` would use.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +25,11 @@ import tensorflow as tf
 from onnx import numpy_helper
 
 import custom_ops
-from custom_ops.lowering import Target, target
+from custom_ops.lowering import Target, lowering, target
 from custom_ops.support import check_supported
 
 SIGNATURE_KEY = "serving_default"
+XLA_SIGNATURE_KEY = "serving_xla"
 
 
 def tf_name(onnx_name: str) -> str:
@@ -36,12 +40,14 @@ def tf_name(onnx_name: str) -> str:
 
 @dataclass(frozen=True)
 class GraphInput:
-    """One graph input: its ONNX name, TF signature name, dtype and shape (None = dynamic)."""
+    """One graph input: its ONNX name, TF signature name, dtype and shape (None = dynamic);
+    ``dims`` names the symbolic axes (ONNX ``dim_param``, e.g. ``"time"``; None elsewhere)."""
 
     onnx_name: str
     tf_name: str
     dtype: tf.DType
     shape: tuple[int | None, ...]
+    dims: tuple[str | None, ...] = ()
 
     def spec(self) -> tf.TensorSpec:
         return tf.TensorSpec(self.shape, self.dtype, name=self.tf_name)
@@ -140,9 +146,61 @@ class OnnxGraphModule(tf.Module):
         function: Callable = tf.function(outputs, autograph=False)
         return function.get_concrete_function(**self.input_signature())
 
+    def xla_serving_function(self, buckets: Mapping[str, int] | None = None) -> tf.types.experimental.ConcreteFunction:
+        """:meth:`serving_function`'s inputs and outputs, computed by the graph traced for XLA
+        (``lowering("xla")``) in a ``tf.function(jit_compile=True)``.
+
+        XLA compiles once per distinct input shape. ``buckets`` maps a symbolic axis name of the
+        ONNX graph (e.g. ``{"time": 32}``) to a multiple: every input axis of that name is
+        zero-padded at its end to the next multiple before the compiled call, and every output
+        axis of that name is cropped back to the input's length after it, so lengths in one
+        bucket share one compilation. Only exact for a model that itself zero-pads that axis to
+        that multiple first (AutoVC pads ``time`` to a multiple of ``freq``): the caller vouches.
+        """
+        buckets = dict(buckets or {})
+        with lowering("xla"):
+            node_outputs = self.node_outputs_function()
+        output_dims = {o.name: _dim_names(o) for o in self._graph.output}
+
+        def compiled_outputs(**inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+            values = node_outputs(**inputs)
+            return {tf_name(name): values[name] for name in self.output_names}
+
+        compiled = tf.function(compiled_outputs, jit_compile=True, autograph=False)
+
+        def outputs(**inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+            lengths: dict[str, tf.Tensor] = {}
+            padded = {}
+            for graph_input in self.inputs:
+                value = inputs[graph_input.tf_name]
+                for axis, dim in enumerate(graph_input.dims):
+                    if dim in buckets:
+                        lengths[dim] = tf.shape(value)[axis]
+                        pad = [[0, 0]] * len(graph_input.dims)
+                        pad[axis] = [0, (-lengths[dim]) % buckets[dim]]
+                        value = tf.pad(value, pad)
+                padded[graph_input.tf_name] = value
+            values = compiled(**padded)
+            results = {}
+            for name in self.output_names:
+                value = values[tf_name(name)]
+                for axis, dim in enumerate(output_dims[name]):
+                    if dim in lengths:
+                        value = value[(slice(None),) * axis + (slice(None, lengths[dim]),)]
+                results[tf_name(name)] = tf.identity(value, name=tf_name(name))
+            return results
+
+        function: Callable = tf.function(outputs, autograph=False)
+        return function.get_concrete_function(**self.input_signature())
+
     def input_signature(self) -> dict[str, tf.TensorSpec]:
         """The graph inputs as keyword TensorSpecs (dynamic dims are None)."""
         return {i.tf_name: i.spec() for i in self.inputs}
+
+
+def _dim_names(value: onnx.ValueInfoProto) -> tuple[str | None, ...]:
+    """The symbolic axis names (``dim_param``) of a graph input or output, None where unnamed."""
+    return tuple(d.dim_param or None for d in value.type.tensor_type.shape.dim)
 
 
 def _node_ops(node: Any, values: dict, handlers: dict, opset: list) -> list[tf.Tensor]:
@@ -248,14 +306,21 @@ def graph_inputs(model: onnx.ModelProto) -> list[GraphInput]:
         tensor_type = value.type.tensor_type
         shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
                       for d in tensor_type.shape.dim)
-        found.append(GraphInput(value.name, tf_name(value.name), onnx2tf(tensor_type.elem_type), shape))
+        found.append(
+            GraphInput(value.name, tf_name(value.name), onnx2tf(tensor_type.elem_type), shape, _dim_names(value))
+        )
     return found
 
 
-def write_saved_model(module: OnnxGraphModule, directory: Path) -> tf.types.experimental.ConcreteFunction:
-    """Trace the serving function and write the SavedModel into ``directory`` (must not exist)."""
+def write_saved_model(
+    module: OnnxGraphModule, directory: Path, *, xla_buckets: Mapping[str, int] | None = None
+) -> tf.types.experimental.ConcreteFunction:
+    """Trace both serving functions and write the SavedModel into ``directory`` (must not
+    exist); ``xla_buckets``: see :meth:`OnnxGraphModule.xla_serving_function`. Returns the
+    ``serving_default`` function."""
     serving = module.serving_function()
-    tf.saved_model.save(module, str(directory), signatures={SIGNATURE_KEY: serving})
+    signatures = {SIGNATURE_KEY: serving, XLA_SIGNATURE_KEY: module.xla_serving_function(xla_buckets)}
+    tf.saved_model.save(module, str(directory), signatures=signatures)
     return serving
 
 

@@ -73,3 +73,25 @@ def test_profile_of_a_real_export_attributes_time_to_op_types(exported_autovc) -
     markdown = report.render(results)
     assert "## Where the time goes: B=1, T=64, 1 thread(s)" in markdown
     assert "| MatMul | " in markdown and "| LSTM | 5 | " in markdown
+
+
+def test_latency_and_mixed_lengths_run_both_signatures_of_a_real_export(exported_autovc) -> None:
+    from benchmarks import latency
+
+    out, _ = exported_autovc
+    result = latency.run(out, [latency.Shape(1, 40, 1)], threads=1)
+    (row,) = result["shapes"]
+    assert result["backends"] == [latency.TORCH, latency.ORT, latency.TF, latency.TF_XLA]
+    assert max(row["max_abs_vs_torch"].values()) <= 1e-5
+    assert set(row["ratio_over_ort"]) == {latency.TORCH, latency.TF, latency.TF_XLA}
+    mixed = latency.mixed_lengths(out, threads=1, count=3, frames=(20, 70))
+    assert len(set(mixed["lengths"])) == 3 and all(20 <= n <= 70 for n in mixed["lengths"])
+    assert mixed["length_buckets"] == len({-(-n // 32) for n in mixed["lengths"]})
+    assert set(mixed["passes"]) == set(result["backends"])
+    results = {"command": "python -m benchmarks --only latency,mixed", "created_utc": "now", "quick": True,
+               "machine": machine(), "latency": [{"threads": {"tensorflow_intra_op": 1}, **result}],
+               "mixed": [{"threads": {"tensorflow_intra_op": 1}, **mixed}]}
+    markdown = report.render(results)
+    assert "TF serving_xla/ORT" in markdown and "TF serving_xla first call s" in markdown
+    assert "## Mixed lengths: 3 utterances of distinct lengths, B=1, 1 thread(s)" in markdown
+    assert "| TF serving_xla | " in markdown

@@ -23,7 +23,7 @@ def test_export_reports_every_stage(exported_autovc):
                   "write savedmodel", "parity"):
         assert f"[{stage}] done in" in stderr, stage
     assert "random weights, seed 0" in stderr
-    assert stderr.strip().splitlines()[-1].startswith("parity PASS: 3 outputs x 3 pairs")
+    assert stderr.strip().splitlines()[-1].startswith("parity PASS: 3 outputs x 5 pairs")
 
 
 def test_export_writes_the_artefacts_and_manifest(exported_autovc):
@@ -43,7 +43,7 @@ def test_export_report_records_three_pairs_and_no_divergence(exported_autovc):
     assert report["passed"] is True
     assert report["first_divergence"] is None
     pairs = {(c["output"], c["pair"]) for c in report["comparisons"]}
-    assert pairs == {(o, p) for o in OUTPUT_NAMES for p in ("torch-ort", "torch-tf", "ort-tf")}
+    assert pairs == {(o, p) for o in OUTPUT_NAMES for p in ("torch-ort", "torch-tf", "torch-tf_xla", "ort-tf", "ort-tf_xla")}
     assert all(c["max_abs"] <= 1e-5 for c in report["comparisons"])
     assert not [p for p in out.parent.iterdir() if ".partial-" in p.name]
 
@@ -93,3 +93,45 @@ def test_saved_model_runs_without_our_packages_and_matches_torch(exported_autovc
         got = tf_outputs[name]
         assert got.shape == tuple(want.shape), name
         np.testing.assert_allclose(got, want.numpy(), atol=1e-5, rtol=0, err_msg=name)
+
+
+def test_serving_xla_runs_without_our_packages_and_matches_torch(exported_autovc, tmp_path):
+    """``serving_xla`` (XLA-compiled, T bucketed to multiples of 32) loads and runs in a process
+    that never imports our packages, and agrees with torch to 1e-5 max abs at B in {1, 3} and
+    T in {1, 31, 77, 512} (T=1 and T=31 fall in one length bucket)."""
+    out, _ = exported_autovc
+    shapes = [(batch, frames) for batch in (1, 3) for frames in (1, 31, 77, 512)]
+    rng = np.random.default_rng(12)
+    cases = {}
+    for batch, frames in shapes:
+        cases[f"{batch}x{frames}"] = {
+            "mel": rng.uniform(0, 1, (batch, frames, 80)).astype(np.float32),
+            "emb_src": rng.normal(0, 0.05, (batch, 256)).astype(np.float32),
+            "emb_trg": rng.normal(0, 0.05, (batch, 256)).astype(np.float32),
+        }
+        np.savez(tmp_path / f"in_{batch}x{frames}.npz", **cases[f"{batch}x{frames}"])
+    script = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        import tensorflow as tf
+        model = tf.saved_model.load({str(out / "saved_model")!r})
+        run = model.signatures["serving_xla"]
+        for case in {list(cases)!r}:
+            inputs = dict(np.load({str(tmp_path)!r} + f"/in_{{case}}.npz"))
+            outputs = run(**{{k: tf.constant(v) for k, v in inputs.items()}})
+            np.savez({str(tmp_path)!r} + f"/out_{{case}}.npz", **{{k: v.numpy() for k, v in outputs.items()}})
+        assert not [m for m in sys.modules if m.startswith(("onnx_tf", "custom_ops", "pipeline"))]
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    generator, _ = random_generator(0)
+    module = AutoVC(generator).eval()
+    for case, inputs in cases.items():
+        tf_outputs = dict(np.load(tmp_path / f"out_{case}.npz"))
+        with torch.no_grad():
+            expected = module(*(torch.from_numpy(inputs[n]) for n in INPUT_NAMES))
+        for name, want in zip(OUTPUT_NAMES, expected):
+            got = tf_outputs[name]
+            assert got.shape == tuple(want.shape), (case, name)
+            np.testing.assert_allclose(got, want.numpy(), atol=1e-5, rtol=0, err_msg=f"{case} {name}")

@@ -29,7 +29,7 @@ def trainable_export(tmp_path_factory):
 def test_trainable_is_its_own_stage_and_listed_in_the_manifest(trainable_export):
     out, stderr = trainable_export
     assert "[write trainable] done in" in stderr
-    assert stderr.strip().splitlines()[-1].startswith("parity PASS: 3 outputs x 3 pairs")
+    assert stderr.strip().splitlines()[-1].startswith("parity PASS: 3 outputs x 5 pairs")
     manifest = json.loads((out / "manifest.json").read_text())
     files = set(manifest["files"])
     assert {"trainable/saved_model.pb", "trainable/variables/variables.index"} <= files

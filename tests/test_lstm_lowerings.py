@@ -114,7 +114,7 @@ def test_xla_lowering_has_no_block_lstm(case) -> None:
 
 def test_tflite_lowering_converts_to_builtins_with_dynamic_batch_and_time(case) -> None:
     """Builtin ops only, one model for every batch and length: resized to B=3, T=11 it matches
-    the reference."""
+    the reference, and so does TensorFlow running the graph traced for LiteRT."""
     model, layers = case
     module = OnnxGraphModule(model)
     with lowering("tflite"):
@@ -132,9 +132,11 @@ def test_tflite_lowering_converts_to_builtins_with_dynamic_batch_and_time(case) 
     for name, index in signature["inputs"].items():
         interpreter.set_tensor(index, inputs[name])
     interpreter.invoke()
+    tf_outputs = function(**{k: tf.constant(v) for k, v in inputs.items()})  # TF runs the same graph
     for name, want in reference(layers, inputs).items():
         got = interpreter.get_tensor(signature["outputs"][name])
         np.testing.assert_allclose(got, want, atol=1e-5, rtol=0, err_msg=name)
+        np.testing.assert_allclose(tf_outputs[name].numpy(), want, atol=1e-5, rtol=0, err_msg=name)
     ops = {op["op_name"] for op in interpreter._get_ops_details()}
     assert "WHILE" in ops and not any(op.startswith("Flex") for op in ops), ops
 

@@ -230,20 +230,20 @@ def test_the_chunk_count_and_budget_are_recorded(runs: Runs) -> None:
 def test_chunked_metrics_equal_the_whole_batch_compared_at_once(runs: Runs) -> None:
     """The oracle: the same backends run on the same three chunks, their outputs concatenated
     and compared in one go. Every metric agrees to 1e-7 relative (summation order only)."""
-    from pipeline.parity.backends import OrtBackend, TfSavedModelBackend, TorchBackend
+    from pipeline.parity.backends import OrtBackend, TorchBackend, tf_backends
 
     outputs = runs.chunked.model["outputs"]
     backends = [
         TorchBackend(runs.module, runs.chunked.model["inputs"], outputs),
         OrtBackend(runs.onnx_path),
-        TfSavedModelBackend(runs.saved_model, outputs),
+        *tf_backends(runs.saved_model, outputs),
     ]
     whole = {}
     for backend in backends:
         parts = [backend.run({k: v[rows] for k, v in runs.arrays.items()})
                  for rows in (slice(0, 2), slice(2, 4), slice(4, 5))]
         whole[backend.name] = {name: np.concatenate([p[name] for p in parts]) for name in outputs}
-    assert len(runs.chunked.comparisons) == 9
+    assert len(runs.chunked.comparisons) == 3 * 5  # outputs x pairs (two TF signatures)
     for c in runs.chunked.comparisons:
         oracle = compare_arrays(whole[c.reference][c.output], whole[c.candidate][c.output], c.comparison.tolerance)
         _assert_same_metrics(c.comparison, oracle, rel=1e-7, where=f"{c.output} {c.pair}")

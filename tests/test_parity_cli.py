@@ -21,7 +21,7 @@ def test_parity_three_way_on_exported_model(exported_autovc, tmp_path):
                      "--report", str(report), "--no-per-layer")
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads((report / "report.json").read_text())
-    assert data["passed"] and [p["name"] for p in data["pairs"]] == ["torch-ort", "torch-tf", "ort-tf"]
+    assert data["passed"] and [p["name"] for p in data["pairs"]] == ["torch-ort", "torch-tf", "torch-tf_xla", "ort-tf", "ort-tf_xla"]
     assert data["weights_origin"] == "random weights, seed 0"
     assert (report / "report.html").is_file()
 
@@ -54,5 +54,5 @@ def test_parity_two_way_for_any_onnx_model(tmp_path):
                      "--report", str(tmp_path / "report"), "--input", f"x={tmp_path / 'x.npy'}")
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert [p["name"] for p in data["pairs"]] == ["ort-tf"]
+    assert [p["name"] for p in data["pairs"]] == ["ort-tf", "ort-tf_xla"]
     assert data["comparisons"][0]["shape"]["candidate"] == [2, 8, 7]

@@ -183,13 +183,14 @@ def broken(artifacts: Artifacts, tmp_path_factory: pytest.TempPathFactory) -> tu
 def test_clean_conversion_passes_every_pair(clean: tuple[ParityResult, Path], artifacts: Artifacts) -> None:
     result, _ = clean
     assert result.passed, result.failures()
-    assert result.pairs == [("torch", "ort"), ("torch", "tf"), ("ort", "tf")]
+    assert result.pairs == [("torch", "ort"), ("torch", "tf"), ("torch", "tf_xla"), ("ort", "tf"), ("ort", "tf_xla")]
     assert [(c.output, c.pair) for c in result.comparisons] == [
-        (o, p) for o in ("out", "total") for p in ("torch-ort", "torch-tf", "ort-tf")
+        (o, p) for o in ("out", "total") for p in ("torch-ort", "torch-tf", "torch-tf_xla", "ort-tf", "ort-tf_xla")
     ]
     assert result.per_layer is not None and result.per_layer.first_divergence is None
     assert result.backends["ort"]["providers_used"] == ["CPUExecutionProvider"]
     assert result.backends["tf"]["device_used"].endswith("CPU:0")
+    assert result.backends["tf_xla"]["signature"] == "serving_xla"
     assert result.summary_line().startswith("parity PASS")
 
     # The torch-ort metrics agree with outputs computed here, outside the parity code.
@@ -207,7 +208,7 @@ def test_perturbed_handler_fails_the_tf_pairs_and_is_localised(broken: tuple[Par
     result, report = broken
     assert not result.passed
     failing = {(c.output, c.pair) for c in result.comparisons if not c.passed}
-    assert failing == {(o, p) for o in ("out", "total") for p in ("torch-tf", "ort-tf")}
+    assert failing == {(o, p) for o in ("out", "total") for p in ("torch-tf", "torch-tf_xla", "ort-tf", "ort-tf_xla")}
     assert all(c.passed for c in result.comparisons if c.pair == "torch-ort")
 
     layers = result.per_layer
@@ -243,7 +244,9 @@ def test_per_output_tolerance_overrides_the_default(artifacts: Artifacts) -> Non
         tolerances={"out": (0.1, 0.0)}, per_layer=False,
     )
     assert not result.passed and result.per_layer is None
-    assert {(c.output, c.pair) for c in result.comparisons if not c.passed} == {("total", "torch-tf"), ("total", "ort-tf")}
+    assert {(c.output, c.pair) for c in result.comparisons if not c.passed} == {
+        ("total", p) for p in ("torch-tf", "torch-tf_xla", "ort-tf", "ort-tf_xla")
+    }
     assert all(c.comparison.tolerance.atol == 0.1 for c in result.comparisons if c.output == "out")
     assert result.tolerances["total"] == result.default_tolerance
 
@@ -252,7 +255,7 @@ def test_onnxruntime_records_the_providers_it_really_used(artifacts: Artifacts) 
     requested = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     result = run_parity(artifacts.onnx_path, artifacts.saved_model, artifacts.inputs,
                         ort_providers=requested, per_layer=False)
-    assert result.passed and result.pairs == [("ort", "tf")]
+    assert result.passed and result.pairs == [("ort", "tf"), ("ort", "tf_xla")]
     expected = ort.InferenceSession(str(artifacts.onnx_path), providers=requested).get_providers()
     assert result.backends["ort"]["providers_requested"] == requested
     assert result.backends["ort"]["providers_used"] == expected
@@ -292,7 +295,7 @@ def test_report_json_is_strict_and_complete(clean: tuple[ParityResult, Path]) ->
     assert data["inputs"]["cases"][0]["source"] == "seeded normal"
     assert data["inputs"]["cases"][0]["tensors"]["x"]["shape"] == [3, 17, 4]
     assert data["tolerances"]["default"] == {"atol": 1e-5, "rtol": 1e-4}
-    assert len(data["comparisons"]) == 6
+    assert len(data["comparisons"]) == 2 * 5  # outputs x pairs
     comparison = data["comparisons"][0]
     for key in ("max_abs", "mean_abs", "rmse", "max_rel", "cosine", "within_tolerance", "shape", "dtype",
                 "nan", "inf", "max_abs_at", "passed", "tolerance"):
@@ -385,3 +388,40 @@ def test_html_is_self_contained_and_renders_in_chromium(broken: tuple[ParityResu
     band = np.all(np.abs(pixels[:40] - red) < 3 / 255, axis=-1)
     assert band.mean() > 0.5, "no FAIL colour band at the top of the page"
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+def test_a_saved_model_without_serving_xla_is_compared_on_serving_default(artifacts: Artifacts, tmp_path: Path) -> None:
+    """A SavedModel written before ``serving_xla`` existed still runs: no tf_xla backend."""
+    import tensorflow as tf
+
+    from pipeline.tf_convert import OnnxGraphModule
+
+    module = OnnxGraphModule(onnx.load(artifacts.onnx_path))
+    tf.saved_model.save(module, str(tmp_path / "old"), signatures={"serving_default": module.serving_function()})
+    result = run_parity(artifacts.onnx_path, tmp_path / "old", artifacts.inputs, per_layer=False)
+    assert result.passed and result.pairs == [("ort", "tf")] and "tf_xla" not in result.backends
+
+
+def test_a_signature_xla_cannot_compile_fails_with_one_clear_line(tmp_path: Path) -> None:
+    """A serving_xla with an op XLA has no kernel for: a PipelineError naming the op, no traceback."""
+    import tensorflow as tf
+
+    from pipeline.errors import PipelineError
+    from pipeline.parity.backends import tf_backends
+
+    spec = tf.TensorSpec([None], tf.float32, name="x")
+
+    def through_strings(x: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"y": tf.strings.to_number(tf.strings.as_string(x))}
+
+    signatures = {
+        "serving_default": tf.function(through_strings, input_signature=[spec]).get_concrete_function(),
+        "serving_xla": tf.function(tf.function(through_strings, jit_compile=True), input_signature=[spec]).get_concrete_function(),
+    }
+    tf.saved_model.save(tf.Module(), str(tmp_path / "sm"), signatures=signatures)
+    graph_mode, xla = tf_backends(tmp_path / "sm", ["y"])
+    x = np.array([1.5, 2.0], np.float32)
+    np.testing.assert_array_equal(graph_mode.run({"x": x})["y"], x)
+    with pytest.raises(PipelineError, match="serving_xla signature failed: .*AsString") as raised:
+        xla.run({"x": x})
+    assert "\n" not in str(raised.value)

@@ -6,6 +6,10 @@
   ones the session really uses (onnxruntime falls back to CPU when CUDA libraries are missing).
 - ``tf``: the SavedModel loaded with ``tf.saved_model.load``, called through its
   ``serving_default`` signature under ``tf.device``; the device of the returned tensors is recorded.
+- ``tf_xla``: the same SavedModel's ``serving_xla`` signature (XLA-compiled), when it has one.
+
+:data:`TF_SIGNATURES` lists the SavedModel signatures run as backends; :data:`REFERENCES` the
+backends every other one is compared against.
 
 Precision: by default every backend computes float32 as float32. TensorFloat-32 (on by default
 for TensorFlow's matmuls and convolutions, torch's cuDNN convolutions and onnxruntime's CUDA
@@ -30,7 +34,19 @@ CPU_EP = "CPUExecutionProvider"
 TORCH = "torch"
 ORT = "ort"
 TF = "tf"
-BACKEND_LABELS = {TORCH: "PyTorch", ORT: "onnxruntime", TF: "TensorFlow SavedModel"}
+TF_XLA = "tf_xla"
+BACKEND_LABELS = {
+    TORCH: "PyTorch",
+    ORT: "onnxruntime",
+    TF: "TensorFlow SavedModel",
+    TF_XLA: "TensorFlow SavedModel, serving_xla (XLA)",
+}
+TF_SIGNATURES = {TF: "serving_default", TF_XLA: "serving_xla"}
+"""Backend name -> the SavedModel signature it runs; ``tf`` is required, the others run when the
+SavedModel has them (one written before ``serving_xla`` existed has only ``tf``)."""
+REFERENCES = (TORCH, ORT)
+"""Each pair compared has one of these as its reference: torch-ort, then every other backend
+against torch and against onnxruntime (two TF signatures are not compared with each other)."""
 TORCH_CPU_THREADS = 1
 """torch's intra-op threads on the CPU for the parity reference and for all of ``export``.
 
@@ -142,42 +158,86 @@ class OrtBackend:
 
 
 class TfSavedModelBackend:
-    """A SavedModel's ``serving_default`` signature, with ONNX names mapped to signature names."""
+    """One signature of a SavedModel (``serving_default`` unless ``name`` says otherwise: see
+    :data:`TF_SIGNATURES`), with ONNX names mapped to signature names. ``loaded`` reuses a
+    SavedModel already loaded for another signature."""
 
-    name = TF
-
-    def __init__(self, saved_model_dir: Path, output_names: Sequence[str], device: str | None = None) -> None:
+    def __init__(
+        self,
+        saved_model_dir: Path,
+        output_names: Sequence[str],
+        device: str | None = None,
+        *,
+        name: str = TF,
+        loaded: Any = None,
+    ) -> None:
         import tensorflow as tf
 
-        from pipeline.tf_convert import SIGNATURE_KEY
-
         self._tf = tf
+        self.name = name
+        self.signature_key = TF_SIGNATURES[name]
         self.output_names = list(output_names)
-        if not (Path(saved_model_dir) / "saved_model.pb").is_file():
-            raise PipelineError(f"{saved_model_dir} is not a SavedModel (no saved_model.pb)")
         self.device_requested = device or default_tf_device()
-        loaded = tf.saved_model.load(str(saved_model_dir))
-        if SIGNATURE_KEY not in loaded.signatures:
-            raise PipelineError(f"SavedModel {saved_model_dir} has no '{SIGNATURE_KEY}' signature")
+        if loaded is None:
+            loaded = load_saved_model(saved_model_dir)
+        if self.signature_key not in loaded.signatures:
+            raise PipelineError(f"SavedModel {saved_model_dir} has no '{self.signature_key}' signature")
         self._loaded = loaded  # the signature needs its object kept alive
-        self.signature = loaded.signatures[SIGNATURE_KEY]
+        self.signature = loaded.signatures[self.signature_key]
         self.device_used: str | None = None
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from pipeline.tf_convert import tf_name
 
         tf = self._tf
-        with tf.device(self.device_requested):
-            outputs = self.signature(**{tf_name(n): tf.constant(v) for n, v in inputs.items()})
+        try:
+            with tf.device(self.device_requested):
+                outputs = self.signature(**{tf_name(n): tf.constant(v) for n, v in inputs.items()})
+        except tf.errors.OpError as error:  # e.g. an op that XLA cannot compile in serving_xla
+            raise PipelineError(f"the SavedModel's {self.signature_key} signature failed: {_reason(error)}") from None
         self.device_used = next(iter(outputs.values())).device
         return {name: outputs[tf_name(name)].numpy() for name in self.output_names if tf_name(name) in outputs}
 
     def describe(self) -> dict[str, Any]:
         return {
-            "label": BACKEND_LABELS[TF],
+            "label": BACKEND_LABELS[self.name],
+            "signature": self.signature_key,
             "device_requested": self.device_requested,
             "device_used": self.device_used,
         }
+
+
+def _reason(error: Any) -> str:
+    """The informative line of a TF runtime error (e.g. XLA's "Detected unsupported operations
+    ... AsString ..."), without TF's preamble lines."""
+    message = error.message or str(error)
+    skip = ("Graph execution error", "Detected at node", "<stack traces")
+    lines = [line.strip() for line in message.splitlines() if line.strip() and not line.strip().startswith(skip)]
+    return lines[0] if lines else message.strip()
+
+
+def load_saved_model(saved_model_dir: Path) -> Any:
+    """``tf.saved_model.load``, with a clear error for a folder that is not a SavedModel."""
+    import tensorflow as tf
+
+    if not (Path(saved_model_dir) / "saved_model.pb").is_file():
+        raise PipelineError(f"{saved_model_dir} is not a SavedModel (no saved_model.pb)")
+    return tf.saved_model.load(str(saved_model_dir))
+
+
+def tf_backends(saved_model_dir: Path, output_names: Sequence[str], device: str | None = None) -> list[TfSavedModelBackend]:
+    """A backend per signature of :data:`TF_SIGNATURES` that the SavedModel has (``tf`` always)."""
+    loaded = load_saved_model(saved_model_dir)
+    return [
+        TfSavedModelBackend(saved_model_dir, output_names, device, name=name, loaded=loaded)
+        for name, key in TF_SIGNATURES.items()
+        if name == TF or key in loaded.signatures
+    ]
+
+
+def reference_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
+    """The (reference, candidate) pairs to compare among backends ``names`` (in run order)."""
+    return [(a, b) for i, a in enumerate(names) if a in REFERENCES for b in names[i + 1 :]]
 
 
 def default_tf_device() -> str:

@@ -10,6 +10,7 @@ and the run's facts (model, backends, devices, versions, inputs, timings).
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -22,8 +23,8 @@ from .metrics import REL_ERR_FLOOR, percent
 from .report_json import PADDING_POLICY, RELATIVE_ERROR, TOLERANCE_RULE
 from .run import PairComparison, ParityResult
 
-_LINE_STYLES = ("solid", "dashed", "dotted")
-"""One per pair, so that identical histograms (e.g. torch-tf and ort-tf) stay visible."""
+_LINE_STYLES = ("solid", "dashed", "dotted", "dashdot")
+"""Pairs take them in turn, so that identical histograms (e.g. torch-tf and ort-tf) stay visible."""
 PASS_COLOUR = "#1e7d32"
 FAIL_COLOUR = "#c62828"
 LAYER_ERROR_FLOOR = 1e-12
@@ -230,7 +231,7 @@ def _histograms(result: ParityResult) -> str:
     fig, axes = plt.subplots(1, len(names), figsize=(5.6 * len(names), 3.6), squeeze=False)
     for ax, name in zip(axes[0], names):
         plotted = False
-        for (reference, candidate), style in zip(result.pairs, _LINE_STYLES):
+        for (reference, candidate), style in zip(result.pairs, itertools.cycle(_LINE_STYLES)):
             a = np.asarray(outputs[reference][name], np.float64)
             b = np.asarray(outputs[candidate][name], np.float64)
             if a.shape != b.shape:

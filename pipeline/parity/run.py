@@ -1,5 +1,7 @@
-"""Run the same inputs through PyTorch (optional), onnxruntime and the TF SavedModel and compare
-every output of every pair: torch-ort, torch-tf, ort-tf (only ort-tf without a torch module).
+"""Run the same inputs through PyTorch (optional), onnxruntime and the TF SavedModel (its
+``serving_default`` signature, and ``serving_xla`` when it has one) and compare every output of
+every pair with torch or onnxruntime as reference: torch-ort, torch-tf, torch-tf_xla, ort-tf,
+ort-tf_xla (only the ort pairs without a torch module; see :mod:`.backends`).
 
 A sweep runs several input cases; for each output and pair the result keeps the comparison of
 the case where it is worst (largest tolerance ratio), and passes only if every case passes.
@@ -32,9 +34,10 @@ from pipeline.progress import Progress
 from .backends import (
     Backend,
     OrtBackend,
-    TfSavedModelBackend,
     TorchBackend,
     float32_precision,
+    reference_pairs,
+    tf_backends,
 )
 from .cases import InputCase
 from .chunks import DEFAULT_CHUNK_FRAMES, RULE as CHUNK_RULE, ChunkPlan, plan_chunks, take
@@ -196,7 +199,7 @@ def run_sweep(
     """Compare the backends on every case. A failed comparison does not raise: see ``passed``.
 
     - ``torch_module``: called with the inputs in ONNX input order; returns the outputs in ONNX
-      output order (or a dict by name). Without it only ort-tf is compared.
+      output order (or a dict by name). Without it only the ort pairs are compared.
     - ``ort_providers``: onnxruntime providers by priority (default CPU only); the ones the
       session really used are recorded.
     - ``tf_device``: a ``tf.device`` string (default: the first GPU, else the CPU).
@@ -256,8 +259,8 @@ def run_sweep(
         with _stage(progress, timings, "parity: load onnxruntime"):
             backends.append(OrtBackend(Path(onnx_path), ort_providers, allow_tf32))
         with _stage(progress, timings, "parity: load tf savedmodel"):
-            backends.append(TfSavedModelBackend(Path(saved_model_dir), output_names, tf_device))
-        pairs = [(a.name, b.name) for i, a in enumerate(backends) for b in backends[i + 1 :]]
+            backends.extend(tf_backends(Path(saved_model_dir), output_names, tf_device))
+        pairs = reference_pairs([backend.name for backend in backends])
         tolerance_of = {name: per_output.get(name, default) for name in output_names}
         require_gpu = (devices or {}).get("requested") == "cuda"
         sweep = _run_cases(cases, plans, backends, pairs, output_names, tolerance_of, progress, timings, require_gpu)
