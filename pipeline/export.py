@@ -20,6 +20,7 @@ from pipeline.parity import Tolerance, run_parity, summary_table, write_report
 from pipeline.parity.backends import TORCH_CPU_THREADS, torch_threads
 from pipeline.parity.chunks import DEFAULT_CHUNK_FRAMES
 from pipeline.progress import Progress
+from pipeline.tflite import litert_backend
 
 DEFAULT_ARTIFACTS = Path("artifacts")
 # export promises max abs <= 1e-5 between every pair of frameworks on every output.
@@ -39,6 +40,8 @@ class ExportOptions:
     trainable: bool = False  # also write trainable/ (pipeline.training.write_trainable)
     inputs: dict = field(default_factory=dict)  # keyword arguments of pipeline.inputs.build_inputs
     parity_chunk_frames: int = DEFAULT_CHUNK_FRAMES  # frames budget per parity batch chunk (0: never split)
+    tflite: bool = False  # also write model.tflite (pipeline.tflite) and add LiteRT to the parity check
+    tflite_quantize: tuple[str, ...] = ()  # also write model.<variant>.tflite for each (implies tflite)
 
 
 def default_output_dir(options: ExportOptions) -> Path:
@@ -91,6 +94,7 @@ def run_export(options: ExportOptions) -> int:
             write_saved_model(tf_module, temp / "saved_model")
         if options.trainable:
             _write_trainable(generator, temp / "trainable", progress)
+        tflite_models = _write_tflite(tf_module, temp, options, progress)
 
         with progress.stage("parity"):
             result = run_parity(
@@ -99,8 +103,10 @@ def run_export(options: ExportOptions) -> int:
                 default_tolerance=EXPORT_TOLERANCE, weights_origin=info["label"], devices=plan.to_json(),
                 input_description=inputs.describe(), progress=progress,
                 chunk_frames=options.parity_chunk_frames, input_files=input_files, paths_relative_to=temp,
-                tf_module=tf_module,
+                tf_module=tf_module, extra_backends=[litert_backend(m) for m in tflite_models[:1]],
             )
+            if tflite_models:
+                result.tflite = _tflite_report(tflite_models, result, inputs.arrays, temp)
             write_report(result, temp / "report")
         output.manifest.update({
             "kind": "export",
@@ -110,6 +116,7 @@ def run_export(options: ExportOptions) -> int:
             "inputs": inputs.describe(),
             "devices": plan.to_json(),
             "parity": "pass" if result.passed else "fail",
+            **({"tflite": result.tflite} if result.tflite else {}),
             "timings_s": progress.timings,
             "provenance": provenance.collect(input_files),
         })
@@ -130,6 +137,32 @@ def _write_trainable(generator: Any, directory: Path, progress: Progress) -> Non
     with progress.stage("write trainable"):
         on_cpu = all(p.device.type == "cpu" for p in [*generator.parameters(), *generator.buffers()])
         write_trainable(generator if on_cpu else copy.deepcopy(generator).cpu(), directory)
+
+
+def _write_tflite(tf_module: Any, directory: Path, options: ExportOptions, progress: Progress) -> list:
+    """``model.tflite`` (and one file per ``--tflite-quantize`` variant) when asked, else nothing."""
+    from pipeline.tflite import write_tflite
+
+    if not (options.tflite or options.tflite_quantize):
+        return []
+    with progress.stage("write tflite"):
+        models = write_tflite(tf_module, directory, (None, *options.tflite_quantize))
+    for model in models:
+        progress.info(f"  {model.path.name}: {model.size_bytes / 1e6:.1f} MB, builtin ops: {', '.join(model.ops)}")
+    return models
+
+
+def _tflite_report(models: list, result: Any, inputs: dict, directory: Path) -> dict:
+    """The report's ``tflite`` section: every file, and each quantized variant's error against
+    torch (onnxruntime without torch) on the parity chunk the report shows."""
+    from pipeline.parity.chunks import take
+    from pipeline.tflite import report_section, variant_errors
+
+    reference = "torch" if "torch" in result.shown_outputs else "ort"
+    start, stop = result.shown_rows or (0, None)
+    shown_inputs = take(inputs, slice(start, stop)) if result.shown_rows else inputs
+    errors = variant_errors(models[1:], shown_inputs, result.shown_outputs[reference], result.model["outputs"])
+    return report_section(models, errors, reference, relative_to=directory)
 
 
 def _require_close(errors: dict[str, float], progress: Progress) -> None:

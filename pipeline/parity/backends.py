@@ -6,6 +6,8 @@
   ones the session really uses (onnxruntime falls back to CPU when CUDA libraries are missing).
 - ``tf``: the SavedModel loaded with ``tf.saved_model.load``, called through its
   ``serving_default`` signature under ``tf.device``; the device of the returned tensors is recorded.
+- ``litert``: a ``.tflite`` file run by the LiteRT interpreter (``ai-edge-litert``) through its
+  ``serving_default`` signature runner, with the default op resolver (XNNPACK on, as users get it).
 
 Precision: by default every backend computes float32 as float32. TensorFloat-32 (on by default
 for TensorFlow's matmuls and convolutions, torch's cuDNN convolutions and onnxruntime's CUDA
@@ -16,8 +18,9 @@ float32 tolerances; :func:`float32_precision` turns it off for the run and resto
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,7 +33,8 @@ CPU_EP = "CPUExecutionProvider"
 TORCH = "torch"
 ORT = "ort"
 TF = "tf"
-BACKEND_LABELS = {TORCH: "PyTorch", ORT: "onnxruntime", TF: "TensorFlow SavedModel"}
+LITERT = "litert"
+BACKEND_LABELS = {TORCH: "PyTorch", ORT: "onnxruntime", TF: "TensorFlow SavedModel", LITERT: "LiteRT"}
 TORCH_CPU_THREADS = 1
 """torch's intra-op threads on the CPU for the parity reference and for all of ``export``.
 
@@ -64,6 +68,16 @@ class Backend(Protocol):
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
     def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A backend compared beside torch, ort and tf: its name, how to load it for the ONNX output
+    names, and the model file it runs (hashed into the report's provenance as ``<name>_model``)."""
+
+    name: str
+    load: Callable[[Sequence[str]], Backend]
+    model_file: Path | None = None
 
 
 class TorchBackend:
@@ -178,6 +192,52 @@ class TfSavedModelBackend:
             "device_requested": self.device_requested,
             "device_used": self.device_used,
         }
+
+
+class LitertBackend:
+    """A ``.tflite`` model's ``serving_default`` signature in the LiteRT interpreter; the runner
+    resizes the inputs to each call's shapes (dynamic batch and length)."""
+
+    name = LITERT
+
+    def __init__(self, model_path: Path, output_names: Sequence[str]) -> None:
+        from pipeline.tf_convert import SIGNATURE_KEY
+
+        interpreter_class = litert_interpreter()
+        self.model_path = Path(model_path)
+        self.output_names = list(output_names)
+        try:
+            self.interpreter = interpreter_class(model_path=str(self.model_path))
+            self.runner = self.interpreter.get_signature_runner(SIGNATURE_KEY)
+        except (ValueError, RuntimeError) as error:
+            raise PipelineError(f"LiteRT cannot load {self.model_path}: {error}") from None
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from pipeline.tf_convert import tf_name
+
+        outputs = self.runner(**{tf_name(n): np.ascontiguousarray(v) for n, v in inputs.items()})
+        return {name: np.array(outputs[tf_name(name)]) for name in self.output_names if tf_name(name) in outputs}
+
+    def describe(self) -> dict[str, Any]:
+        from importlib import metadata
+
+        return {
+            "label": BACKEND_LABELS[LITERT],
+            "runtime": f"ai-edge-litert {metadata.version('ai-edge-litert')}",
+            "op_resolver": "BUILTIN (default: XNNPACK delegate applied)",
+        }
+
+
+def litert_interpreter() -> type:
+    """``ai_edge_litert.interpreter.Interpreter``, or a :class:`PipelineError` saying how to install it."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise PipelineError(
+            "running a .tflite model needs the LiteRT interpreter: pip install 'autovc-onnx-tf[litert]' "
+            "(or pip install ai-edge-litert)"
+        ) from None
+    return Interpreter
 
 
 def default_tf_device() -> str:
