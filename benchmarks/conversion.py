@@ -115,9 +115,8 @@ def _stages(
     for name, begin, end in spans:
         seconds = timings.get(name, parity_timings.get(name, round(end - begin, 3)))
         rows.append({"stage": name, "seconds": seconds, "peak_rss_bytes": peak(begin, end)})
-    for name in ("parity: run torch", "parity: run ort", "parity: run tf"):
-        if name in parity_timings:
-            rows.append({"stage": name, "seconds": parity_timings[name], "peak_rss_bytes": None})
+    for name in (n for n in parity_timings if n.startswith("parity: run ")):
+        rows.append({"stage": name, "seconds": parity_timings[name], "peak_rss_bytes": None})
     if "parity" in timings and "parity: total" in parity_timings:
         rows.append({"stage": "parity: write report", "peak_rss_bytes": None,
                      "seconds": round(timings["parity"] - parity_timings["parity: total"], 3)})

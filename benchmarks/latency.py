@@ -1,5 +1,5 @@
-"""Inference latency of the whole AutoVC model: torch eager, onnxruntime and the TF SavedModel,
-interleaved in one process.
+"""Inference latency of the whole AutoVC model: torch eager, onnxruntime, the TF SavedModel and,
+when the artefact has a ``model.tflite`` (``export --tflite``), LiteRT, interleaved in one process.
 
 Every backend runs the export artefact's weights (``model.onnx`` and ``saved_model/`` of
 ``python -m pipeline export``; torch rebuilds the same Generator from the manifest). Outputs are
@@ -22,8 +22,8 @@ from pipeline.onnx_export import INPUT_NAMES, OUTPUT_NAMES
 
 from .common import Stats, interleaved, load_average, ort_session_options, paired_ratio
 
-TORCH, ORT, TF = "torch", "onnxruntime", "tf_savedmodel"
-BACKEND_LABELS = {TORCH: "torch eager", ORT: "onnxruntime", TF: "TF SavedModel"}
+TORCH, ORT, TF, LITERT = "torch", "onnxruntime", "tf_savedmodel", "litert"
+BACKEND_LABELS = {TORCH: "torch eager", ORT: "onnxruntime", TF: "TF SavedModel", LITERT: "LiteRT"}
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,19 @@ def tf_backend(artifact: Path) -> tuple[Backend, Any]:
     return bind, loaded
 
 
+def litert_backend(model: Path, threads: int) -> Backend:
+    """The ``.tflite`` model's signature runner in the LiteRT interpreter (XNNPACK on, as users
+    get it), with ``threads`` threads; each shape is resized to once, when it is bound."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=str(model), num_threads=threads).get_signature_runner()
+
+    def bind(inputs: dict[str, np.ndarray]) -> Callable[[], dict[str, np.ndarray]]:
+        return lambda: {name: np.array(value) for name, value in runner(**inputs).items()}
+
+    return bind
+
+
 def model_inputs(batch: int, frames: int, dim_emb: int = 256) -> dict[str, np.ndarray]:
     """A mel in [0, 1) like the AutoVC front-end's and small speaker embeddings, seeded by shape."""
     rng = np.random.default_rng(batch * 100_000 + frames)
@@ -109,6 +122,9 @@ def run(artifact: Path, shapes: Sequence[Shape], threads: int) -> dict[str, Any]
     optimisation) is timed apart and not part of the statistics."""
     tf_call, _loaded = tf_backend(artifact)  # _loaded: alive while its signature runs
     backends = {TORCH: torch_backend(artifact), ORT: ort_backend(artifact, threads), TF: tf_call}
+    tflite = artifact / "model.tflite"
+    if tflite.is_file():
+        backends[LITERT] = litert_backend(tflite, threads)
     results = []
     for shape in shapes:
         inputs = model_inputs(shape.batch, shape.frames)
@@ -129,6 +145,7 @@ def run(artifact: Path, shapes: Sequence[Shape], threads: int) -> dict[str, Any]
             "times_s": {name: [round(x, 5) for x in t] for name, t in times.items()},
             "ratio_tf_over_ort": paired_ratio(times[TF], times[ORT]),
             "ratio_tf_over_torch": paired_ratio(times[TF], times[TORCH]),
+            **({"ratio_litert_over_ort": paired_ratio(times[LITERT], times[ORT])} if LITERT in times else {}),
             "max_abs_vs_torch": {
                 name: max(float(np.max(np.abs(out[k] - reference[k]))) for k in OUTPUT_NAMES)
                 for name, out in outputs.items()
@@ -143,4 +160,8 @@ def run(artifact: Path, shapes: Sequence[Shape], threads: int) -> dict[str, Any]
             file=sys.stderr,
             flush=True,
         )
-    return {"artifact": str(artifact), "backends": list(backends), "shapes": results}
+    model_bytes = {TF: sum(f.stat().st_size for f in (artifact / "saved_model").rglob("*") if f.is_file()),
+                   ORT: (artifact / "model.onnx").stat().st_size}
+    if tflite.is_file():
+        model_bytes[LITERT] = tflite.stat().st_size
+    return {"artifact": str(artifact), "backends": list(backends), "model_bytes": model_bytes, "shapes": results}

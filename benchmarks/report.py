@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .latency import BACKEND_LABELS as LATENCY_LABELS
-from .latency import ORT, TF, TORCH
+from .latency import LITERT, ORT, TF, TORCH
 from .lstm import BACKEND_LABELS as LSTM_LABELS
 
 LATENCY_TARGET_SHAPES = ((1, 512), (8, 512))
@@ -81,9 +81,11 @@ def _conversion(conversion: dict[str, Any]) -> list[str]:
 
 def _latency(run: dict[str, Any]) -> list[str]:
     threads = run["threads"]
-    backends = (TORCH, ORT, TF)
+    backends = tuple(b for b in (TORCH, ORT, TF, LITERT) if b in run["backends"])
+    extra = [b for b in backends if b not in (TORCH, ORT, TF)]
     head = ["B", "T", *(LATENCY_LABELS[b] + " ms" for b in backends), "TF/ORT", "TF/torch"]
-    head += ["max abs TF vs torch", "TF first call s"]
+    head += [f"{LATENCY_LABELS[b]}/ORT" for b in extra]
+    head += ["max abs TF vs torch", *(f"max abs {LATENCY_LABELS[b]} vs torch" for b in extra), "TF first call s"]
     lines = [
         f"## Inference latency, whole model, {threads['tensorflow_intra_op']} thread(s)",
         "",
@@ -96,9 +98,14 @@ def _latency(run: dict[str, Any]) -> list[str]:
     for row in run["shapes"]:
         cells = [str(row["batch"]), str(row["frames"]), *(_ms(row["stats_ms"][b]) for b in backends)]
         cells += [f"{row['ratio_tf_over_ort']:.2f}", f"{row['ratio_tf_over_torch']:.2f}"]
-        cells += [f"{row['max_abs_vs_torch'][TF]:.1e}", f"{row['first_call_s'][TF]:.1f}"]
+        cells += [f"{row[f'ratio_{b}_over_ort']:.2f}" for b in extra]
+        cells += [f"{row['max_abs_vs_torch'][b]:.1e}" for b in (TF, *extra)]
+        cells += [f"{row['first_call_s'][TF]:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    if "model_bytes" in run:
+        sizes = ", ".join(f"{LATENCY_LABELS[b]} {n / 1e6:.1f} MB" for b, n in run["model_bytes"].items())
+        lines += [f"Model size: {sizes}.", ""]
     for batch, frames in LATENCY_TARGET_SHAPES:
         row = next((r for r in run["shapes"] if (r["batch"], r["frames"]) == (batch, frames)), None)
         if row is None:
