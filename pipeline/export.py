@@ -17,7 +17,7 @@ from pipeline.errors import PipelineError
 from pipeline.inputs import build_inputs
 from pipeline.onnx_io import load_onnx
 from pipeline.parity import Tolerance, run_parity, summary_table, write_report
-from pipeline.parity.backends import TORCH_CPU_THREADS, torch_threads
+from pipeline.parity.backends import TORCH_CPU_THREADS, litert_interpreter, torch_threads
 from pipeline.parity.chunks import DEFAULT_CHUNK_FRAMES
 from pipeline.progress import Progress
 from pipeline.tflite import litert_backend
@@ -67,6 +67,8 @@ def run_export(options: ExportOptions) -> int:
     inputs = build_inputs(dim_emb=generator.dim_emb, **options.inputs)
     input_files = provenance.build_input_files(checkpoint=options.checkpoint, **options.inputs)
 
+    if options.tflite or options.tflite_quantize:
+        litert_interpreter()  # its parity check runs model.tflite: fail now if LiteRT is missing
     output = AtomicOutputDir(out, force=options.force)
     with output as temp, torch_threads(TORCH_CPU_THREADS):
         # Devices and TensorFlow come after every input and the output folder are checked, so

@@ -14,6 +14,8 @@ import torch
 from ai_edge_litert.interpreter import Interpreter
 from torch import nn
 
+from custom_ops.handlers.squeeze import squeeze
+from custom_ops.lowering import lowering
 from pipeline.errors import PipelineError
 from pipeline.onnx_export import export_to_bytes
 from pipeline.tf_convert import OnnxGraphModule
@@ -26,6 +28,7 @@ from pipeline.tflite import (
     write_tflite,
 )
 from tests.conftest import run_cli
+from tests.reference.squeeze import Squeeze as SqueezeReference
 
 CHANNELS, EMB, OUT = 12, 6, 5
 INPUTS, OUTPUTS = ("x", "emb"), ("frames", "first_frame")
@@ -183,3 +186,32 @@ def test_parity_with_a_missing_tflite_file_is_a_usage_error(small, tmp_path):
                      str(tmp_path / "absent.tflite"), "--report", str(tmp_path / "r"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == f"error: --tflite {tmp_path / 'absent.tflite'}: no such file"
+
+
+@pytest.mark.parametrize("shape,axes", [((3, 1, 5, 1), [1]), ((3, 1, 5, 1), [-1, 1]), ((1, 4, 1), [0, 2])])
+def test_squeeze_lowered_for_litert_matches_the_reference(shape, axes):
+    """Squeeze with known axes under the "tflite" lowering (a reshape), on an input whose non-1
+    dims are dynamic: TensorFlow and the converted LiteRT model both give the numpy oracle's result."""
+    x = np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32)
+    spec = tf.TensorSpec([1 if d == 1 else None for d in shape], tf.float32)
+
+    class Module(tf.Module):
+        pass
+
+    with lowering("tflite"):
+        function = tf.function(lambda x: {"y": squeeze(x, tf.constant(axes, tf.int64))}, autograph=False)
+        concrete = function.get_concrete_function(spec)
+    expected = SqueezeReference.run(x, axes)
+    np.testing.assert_array_equal(concrete(tf.constant(x))["y"].numpy(), expected)
+    flatbuffer = convert(concrete, Module())
+    require_builtin(op_counts(flatbuffer), "squeeze")
+    got = Interpreter(model_content=flatbuffer).get_signature_runner()(x=x)["y"]
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_squeeze_lowered_for_litert_refuses_a_dimension_that_is_not_1():
+    with lowering("tflite"):
+        function = tf.function(lambda x: squeeze(x, tf.constant([1], tf.int64)), autograph=False)
+        concrete = function.get_concrete_function(tf.TensorSpec([None, None, 4], tf.float32))
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        concrete(tf.zeros([2, 3, 4]))
