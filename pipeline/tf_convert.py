@@ -22,6 +22,7 @@ import tensorflow as tf
 from onnx import numpy_helper
 
 import custom_ops
+from custom_ops.lowering import Target, target
 from custom_ops.support import check_supported
 
 SIGNATURE_KEY = "serving_default"
@@ -81,7 +82,7 @@ class OnnxGraphModule(tf.Module):
         )
         self.inputs = graph_inputs(model)
         self.output_names = [o.name for o in self._graph.output]
-        self._node_outputs: tf.types.experimental.ConcreteFunction | None = None
+        self._node_outputs: dict[Target, tf.types.experimental.ConcreteFunction] = {}
 
     @tf.autograph.experimental.do_not_convert
     def tensors(self, **inputs: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -111,9 +112,11 @@ class OnnxGraphModule(tf.Module):
 
     def node_outputs_function(self) -> tf.types.experimental.ConcreteFunction:
         """Every node output (and graph output) that is a tensor, keyed by ONNX name, traced once
-        for the dynamic input signature; later calls return the same function. The serving
-        function and the per-layer parity check share this one trace (2-4 s for AutoVC)."""
-        if self._node_outputs is None:
+        per lowering target (:func:`custom_ops.lowering.target`) for the dynamic input signature;
+        later calls return the same function. The serving function and the per-layer parity
+        check share this one trace (2-4 s for AutoVC)."""
+        lowering_target = target()
+        if lowering_target not in self._node_outputs:
             wanted = [name for node in self._graph.node for name in node.output if name]
             wanted += [name for name in self.output_names if name not in wanted]
 
@@ -122,8 +125,8 @@ class OnnxGraphModule(tf.Module):
                 return {name: values[name] for name in wanted if isinstance(values.get(name), tf.Tensor)}
 
             function: Callable = tf.function(node_outputs, autograph=False)
-            self._node_outputs = function.get_concrete_function(**self.input_signature())
-        return self._node_outputs
+            self._node_outputs[lowering_target] = function.get_concrete_function(**self.input_signature())
+        return self._node_outputs[lowering_target]
 
     def serving_function(self) -> tf.types.experimental.ConcreteFunction:
         """The graph outputs, keyed by their TF names: a call of :meth:`node_outputs_function`

@@ -21,6 +21,11 @@ B. Otherwise (any activation, clip, ``input_forget``, ``sequence_lens``, any flo
       per direction (plain 2-D matmuls: a batched matmul over D was several times slower on CPU).
    4. Outputs of backward directions are reversed back.
 
+Lowering targets (:mod:`custom_ops.lowering`): ``"graph"`` chooses A or B as above; ``"xla"``
+and ``"tflite"`` always take B (``BlockLSTM`` has no XLA kernel and no LiteRT lowering), whose
+loop :func:`custom_ops.recurrence.time_loop` writes with TensorArrays for graph mode and XLA and
+with a preallocated output tensor for LiteRT's builtin ops.
+
 ONNX conventions: gate order ``i, o, f, c`` in W, R, B (PyTorch's order is ``i, f, g, o``),
 ``i, o, f`` in P; B is ``[Wb, Rb]``. ``layout=0``: X ``[T, B, F]``, Y ``[T, D, B, H]``,
 Y_h/Y_c ``[D, B, H]``; ``layout=1``: X ``[B, T, F]``, Y ``[B, T, D, H]``, Y_h/Y_c
@@ -38,6 +43,9 @@ import tensorflow as tf
 from onnx_tf.handlers.backend_handler import BackendHandler
 from onnx_tf.handlers.handler import onnx_op
 from onnx_tf.pb_wrapper import OnnxNode
+
+from custom_ops.lowering import target
+from custom_ops.recurrence import time_loop
 
 Activation = Callable[[tf.Tensor], tf.Tensor]
 
@@ -209,8 +217,9 @@ def lstm(
     """Y, Y_h, Y_c of one ONNX LSTM node (inputs and outputs in the node's layout).
 
     ``fused_op``: run the recurrence as TF's ``BlockLSTM`` op (True; only where
-    :func:`fused_op_applies`) or as the ``tf.while_loop`` (False); None chooses by
-    :func:`fused_op_pays`.
+    :func:`fused_op_applies`, and only for the ``"graph"`` lowering target) or as the
+    ``tf.while_loop`` of :func:`custom_ops.recurrence.time_loop` (False); None chooses by
+    :func:`fused_op_pays` in graph mode, the loop for XLA and LiteRT.
     """
     dirs = len(config.backward)
     hidden = config.hidden_size or r.shape[-1]
@@ -221,7 +230,8 @@ def lstm(
     batch = tf.shape(x)[1]
 
     def batch_major(state: tf.Tensor | None) -> tf.Tensor:
-        """ONNX initial state (node's layout) -> ``[B, D*H]``."""
+        """ONNX initial state (node's layout) -> ``[B, D*H]``. (A state that XLA saw with the wrong
+        batch here came from onnx-tf's Slice: see :mod:`custom_ops.handlers.slice`.)"""
         if state is None:
             return tf.zeros([batch, dirs * hidden], x.dtype)
         if config.layout == 0:
@@ -229,10 +239,11 @@ def lstm(
         return tf.reshape(state, [batch, dirs * hidden])
 
     h, c = batch_major(initial_h), batch_major(initial_c)
+    graph_mode = target() == "graph"  # BlockLSTM has no XLA kernel and no LiteRT lowering
     if fused_op is None:
-        fused_op = fused_op_applies(config, x, w, seq_lens) and fused_op_pays(w, hidden)
-    elif fused_op and not fused_op_applies(config, x, w, seq_lens):
-        raise ValueError("LSTM: BlockLSTM does not implement this node's options")
+        fused_op = graph_mode and fused_op_applies(config, x, w, seq_lens) and fused_op_pays(w, hidden)
+    elif fused_op and not (graph_mode and fused_op_applies(config, x, w, seq_lens)):
+        raise ValueError(f"LSTM: BlockLSTM does not implement this node's options for target {target()!r}")
     recurrence = _fused_op_recurrence if fused_op else _loop_recurrence
     y, h, c = recurrence(config, hidden, x, w, r, b, seq_lens, h, c, p)
     h = tf.reshape(h, [batch, dirs, hidden])
@@ -348,7 +359,6 @@ def _loop_recurrence(
     ``x [T, B, F]``, ``h, c [B, D*H]`` -> ``y [T, B, D, H]`` in sequence order and the last
     valid ``h, c [B, D*H]``.
     """
-    dtype = x.dtype
     dirs = len(config.backward)
     steps, batch = tf.shape(x)[0], tf.shape(x)[1]
     if seq_lens is not None:
@@ -367,7 +377,6 @@ def _loop_recurrence(
     # 2. Every direction in walking order.
     xw = _by_direction(tf.reshape(xw, [steps, batch, 4, dirs, hidden]), config, seq_lens)
     xw = tf.reshape(xw, [steps, batch, 4 * dirs * hidden])
-    xw = tf.TensorArray(dtype, size=steps).unstack(xw)  # read per step (gradient-friendly)
 
     # R_d^T [H, 4H] per direction: columns ordered gate, unit. (The converter stores R
     # transposed, so that this transpose cancels against its inverse: see pipeline.tf_convert.)
@@ -375,11 +384,10 @@ def _loop_recurrence(
     if p is not None:  # P [D, 3H] -> p_i, p_o, p_f, each [D*H] direction-major like the state
         p = tf.transpose(tf.reshape(p, [dirs, 3, hidden]), [1, 0, 2])
         p_i, p_o, p_f = tf.unstack(tf.reshape(p, [3, dirs * hidden]))
+    per_step = [xw]
     if seq_lens is not None:
         valid = tf.sequence_mask(seq_lens, steps)  # [B, T]: step t is inside entry b's sequence
-        valid = tf.transpose(valid)[:, :, tf.newaxis]  # [T, B, 1]
-        valid = tf.TensorArray(tf.bool, size=steps).unstack(valid)
-        zeros = tf.zeros([batch, dirs * hidden], dtype)  # Y at invalid steps
+        per_step.append(tf.transpose(valid)[:, :, tf.newaxis])  # [T, B, 1]
 
     def recurrent(h: tf.Tensor) -> tf.Tensor:
         """``h[B, D*H]`` -> ``[B, 4*D*H]``, columns ordered gate, direction, unit."""
@@ -394,10 +402,9 @@ def _loop_recurrence(
     def bound(z: tf.Tensor) -> tf.Tensor:
         return z if config.clip is None else tf.clip_by_value(z, -config.clip, config.clip)
 
-    def step(
-        t: tf.Tensor, h: tf.Tensor, c: tf.Tensor, y: tf.TensorArray
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.TensorArray]:
-        z_i, z_o, z_f, z_c = tf.split(xw.read(t) + recurrent(h), 4, axis=-1)
+    def step(t: tf.Tensor, rows: list[tf.Tensor], state: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tuple]:
+        h, c = state
+        z_i, z_o, z_f, z_c = tf.split(rows[0] + recurrent(h), 4, axis=-1)
         if p is not None:
             z_i += p_i * c
             z_f += p_f * c
@@ -408,16 +415,15 @@ def _loop_recurrence(
             z_o += p_o * c_new
         h_new = config.f(bound(z_o)) * config.h(c_new)
         if seq_lens is None:
-            return t + 1, h_new, c_new, y.write(t, h_new)
-        valid_t = valid.read(t)  # [B, 1]
-        y_t = tf.where(valid_t, h_new, zeros)
-        return t + 1, tf.where(valid_t, h_new, h), tf.where(valid_t, c_new, c), y.write(t, y_t)
+            return h_new, (h_new, c_new)
+        valid_t = rows[1]  # [B, 1]
+        y_t = tf.where(valid_t, h_new, tf.zeros_like(h_new))
+        return y_t, (tf.where(valid_t, h_new, h), tf.where(valid_t, c_new, c))
 
     # 3. The recurrence, all directions in one loop.
-    y = tf.TensorArray(dtype, size=steps, element_shape=[None, dirs * hidden])
-    _, h, c, y = tf.while_loop(lambda t, *_: t < steps, step, (tf.constant(0), h, c, y))
+    y, (h, c) = time_loop(step, per_step, (h, c), dirs * hidden)
     # 4. Backward directions back in sequence order.
-    y = _by_direction(tf.reshape(y.stack(), [steps, batch, dirs, hidden]), config, seq_lens)
+    y = _by_direction(tf.reshape(y, [steps, batch, dirs, hidden]), config, seq_lens)
     return y, h, c
 
 
