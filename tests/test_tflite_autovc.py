@@ -108,12 +108,19 @@ def test_resized_tflite_matches_torch(checkpoint_export, batch, frames):
         assert np.max(np.abs(got[name] - expected[name])) <= 1e-5, name
 
 
-def test_default_autovc_exports_to_tflite(tmp_path):
-    """The default Generator(32, 256, 512, 32): builtin ops only, parity within 1e-5 on every
-    litert pair, and a resized batch of 3 x 77 frames agrees with torch."""
-    out = tmp_path / "autovc"
+@pytest.fixture(scope="module")
+def default_export(tmp_path_factory) -> Path:
+    """``export --tflite`` of the default Generator(32, 256, 512, 32), random weights seed 0."""
+    out = tmp_path_factory.mktemp("tflite-default") / "autovc"
     result = run_cli("export", "--out", str(out), "--tflite")
     assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_default_autovc_exports_to_tflite(default_export):
+    """Builtin ops only, parity within 1e-5 on every litert pair, and a resized batch of
+    3 x 77 frames agrees with torch."""
+    out = default_export
     report = json.loads((out / "report" / "report.json").read_text())
     assert report["passed"] is True
     assert sum(c["pair"] in LITERT_PAIRS for c in report["comparisons"]) == 3 * len(OUTPUT_NAMES)
@@ -125,3 +132,21 @@ def test_default_autovc_exports_to_tflite(tmp_path):
     got = _litert(out / "model.tflite", inputs)
     for name in OUTPUT_NAMES:
         assert np.max(np.abs(got[name] - expected[name])) <= 1e-5, name
+
+
+def test_latency_benchmark_times_litert_beside_the_others(default_export):
+    """The latency benchmark adds LiteRT when the artefact has model.tflite, checks it against
+    torch and renders its column, ratio and the model sizes (the numbers belong to the benchmark)."""
+    from benchmarks import latency, report
+    from benchmarks.common import machine
+
+    result = latency.run(default_export, [latency.Shape(1, 32, 1)], threads=1)
+    (row,) = result["shapes"]
+    assert set(row["stats_ms"]) == {latency.TORCH, latency.ORT, latency.TF, latency.LITERT}
+    assert row["max_abs_vs_torch"][latency.LITERT] <= 1e-5
+    assert result["model_bytes"][latency.LITERT] == (default_export / "model.tflite").stat().st_size
+    results = {"command": "python -m benchmarks --only latency", "created_utc": "now", "quick": True,
+               "machine": machine(), "latency": [{"threads": {"tensorflow_intra_op": 1}, **result}]}
+    markdown = report.render(results)
+    assert "| LiteRT ms |" in markdown and "| LiteRT/ORT |" in markdown
+    assert "Model size: " in markdown and "LiteRT 113." in markdown
