@@ -46,6 +46,7 @@ from onnx_tf.pb_wrapper import OnnxNode
 
 from custom_ops.lowering import target
 from custom_ops.recurrence import time_loop
+from custom_ops.tflite_lstm import chunked_time_loop
 
 Activation = Callable[[tf.Tensor], tf.Tensor]
 
@@ -421,7 +422,8 @@ def _loop_recurrence(
         return y_t, (tf.where(valid_t, h_new, h), tf.where(valid_t, c_new, c))
 
     # 3. The recurrence, all directions in one loop.
-    y, (h, c) = time_loop(step, per_step, (h, c), dirs * hidden)
+    loop = chunked_time_loop if target() == "tflite" else time_loop  # LiteRT: see custom_ops.tflite_lstm
+    y, (h, c) = loop(step, per_step, (h, c), dirs * hidden)
     # 4. Backward directions back in sequence order.
     y = _by_direction(tf.reshape(y, [steps, batch, dirs, hidden]), config, seq_lens)
     return y, h, c
