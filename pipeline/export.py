@@ -17,7 +17,11 @@ from pipeline.errors import PipelineError
 from pipeline.inputs import build_inputs
 from pipeline.onnx_io import load_onnx
 from pipeline.parity import Tolerance, run_parity, summary_table, write_report
-from pipeline.parity.backends import TORCH_CPU_THREADS, litert_interpreter, torch_threads
+from pipeline.parity.backends import (
+    TORCH_CPU_THREADS,
+    litert_interpreter,
+    torch_threads,
+)
 from pipeline.parity.chunks import DEFAULT_CHUNK_FRAMES
 from pipeline.progress import Progress
 from pipeline.tflite import litert_backend

@@ -19,7 +19,7 @@ from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
-SMALL = dict(dim_neck=8, dim_emb=16, dim_pre=32, freq=8, conv_channels=32, decoder_lstm_size=48)
+SMALL = {"dim_neck": 8, "dim_emb": 16, "dim_pre": 32, "freq": 8, "conv_channels": 32, "decoder_lstm_size": 48}
 LITERT_PAIRS = ("torch-litert", "ort-litert", "tf-litert")
 
 
