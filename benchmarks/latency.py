@@ -1,7 +1,7 @@
-"""Inference latency of the whole AutoVC model: torch eager, onnxruntime and the TF SavedModel's
-two signatures (``serving_default``, graph mode; ``serving_xla``, XLA-compiled), interleaved in
-one process; and :func:`mixed_lengths`, one pass over utterances of distinct lengths, compiles
-included.
+"""Inference latency of the whole AutoVC model: torch eager, onnxruntime, the TF SavedModel's
+two signatures (``serving_default``, graph mode; ``serving_xla``, XLA-compiled) and, when the
+artefact has a ``model.tflite`` (``export --tflite``), LiteRT, interleaved in one process; and
+:func:`mixed_lengths`, one pass over utterances of distinct lengths, compiles included.
 
 Every backend runs the export artefact's weights (``model.onnx`` and ``saved_model/`` of
 ``python -m pipeline export``; torch rebuilds the same Generator from the manifest). Outputs are
@@ -24,8 +24,10 @@ from pipeline.onnx_export import INPUT_NAMES, OUTPUT_NAMES
 
 from .common import Stats, interleaved, load_average, ort_session_options, paired_ratio
 
-TORCH, ORT, TF, TF_XLA = "torch", "onnxruntime", "tf_savedmodel", "tf_xla"
-BACKEND_LABELS = {TORCH: "torch eager", ORT: "onnxruntime", TF: "TF serving_default", TF_XLA: "TF serving_xla"}
+TORCH, ORT, TF, TF_XLA, LITERT = "torch", "onnxruntime", "tf_savedmodel", "tf_xla", "litert"
+BACKEND_LABELS = {
+    TORCH: "torch eager", ORT: "onnxruntime", TF: "TF serving_default", TF_XLA: "TF serving_xla", LITERT: "LiteRT",
+}
 TF_SIGNATURES = {TF: "serving_default", TF_XLA: "serving_xla"}
 
 
@@ -101,10 +103,27 @@ def tf_backends(artifact: Path) -> tuple[dict[str, Backend], Any]:
 
 
 def all_backends(artifact: Path, threads: int) -> tuple[dict[str, Backend], Any]:
-    """torch, onnxruntime and the SavedModel's signatures, in table order; and the loaded
-    SavedModel (keep it alive while its signatures run)."""
+    """torch, onnxruntime, the SavedModel's signatures and LiteRT (when the artefact has a
+    ``model.tflite``), in table order; and the loaded SavedModel (keep it alive while its
+    signatures run)."""
     tf_calls, loaded = tf_backends(artifact)
-    return {TORCH: torch_backend(artifact), ORT: ort_backend(artifact, threads), **tf_calls}, loaded
+    backends = {TORCH: torch_backend(artifact), ORT: ort_backend(artifact, threads), **tf_calls}
+    if (artifact / "model.tflite").is_file():
+        backends[LITERT] = litert_backend(artifact / "model.tflite", threads)
+    return backends, loaded
+
+
+def litert_backend(model: Path, threads: int) -> Backend:
+    """The ``.tflite`` model's signature runner in the LiteRT interpreter (XNNPACK on, as users
+    get it), with ``threads`` threads; each shape is resized to once, when it is bound."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=str(model), num_threads=threads).get_signature_runner()
+
+    def bind(inputs: dict[str, np.ndarray]) -> Callable[[], dict[str, np.ndarray]]:
+        return lambda: {name: np.array(value) for name, value in runner(**inputs).items()}
+
+    return bind
 
 
 def model_inputs(batch: int, frames: int, dim_emb: int = 256) -> dict[str, np.ndarray]:
@@ -153,7 +172,11 @@ def run(artifact: Path, shapes: Sequence[Shape], threads: int) -> dict[str, Any]
         medians = ", ".join(f"{n} {row['stats_ms'][n]['median']:.0f} ms" for n in times)
         ratios = ", ".join(f"{n}/ORT {r:.2f}" for n, r in row["ratio_over_ort"].items())
         print(f"[latency] B={shape.batch} T={shape.frames}: {medians}; {ratios}", file=sys.stderr, flush=True)
-    return {"artifact": str(artifact), "backends": list(backends), "shapes": results}
+    model_bytes = {TF: sum(f.stat().st_size for f in (artifact / "saved_model").rglob("*") if f.is_file()),
+                   ORT: (artifact / "model.onnx").stat().st_size}
+    if (artifact / "model.tflite").is_file():
+        model_bytes[LITERT] = (artifact / "model.tflite").stat().st_size
+    return {"artifact": str(artifact), "backends": list(backends), "model_bytes": model_bytes, "shapes": results}
 
 
 MIXED_UTTERANCES, MIXED_FRAMES = 32, (40, 600)

@@ -111,6 +111,9 @@ def _latency(run: dict[str, Any]) -> list[str]:
         cells += [f"{row['first_call_s'][b]:.1f}" for b in tf_backends]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    if "model_bytes" in run:
+        sizes = ", ".join(f"{LATENCY_LABELS[b]} {n / 1e6:.1f} MB" for b, n in run["model_bytes"].items())
+        lines += [f"Model size: {sizes}.", ""]
     for batch, frames in LATENCY_TARGET_SHAPES:
         row = next((r for r in run["shapes"] if (r["batch"], r["frames"]) == (batch, frames)), None)
         if row is None:

@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, cores}),
                         help=f"intra-op threads for every backend; one run per value (default: 1 and {cores})")
     parser.add_argument("--artifact", type=Path,
-                        help="an export folder (model.onnx, saved_model/, manifest.json) for the latency "
-                             "benchmark; default: the conversion benchmark's export, or a fresh one")
+                        help="an export folder (model.onnx, saved_model/, manifest.json; model.tflite adds "
+                             "LiteRT) for the latency benchmark; default: the conversion benchmark's export "
+                             "(with --tflite), or a fresh one")
     parser.add_argument("--results", type=Path, default=HERE / "results" / "latest.json",
                         help="where the JSON goes (default: benchmarks/results/latest.json)")
     parser.add_argument("--markdown", type=Path, default=HERE / "RESULTS.md",
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         artifact = args.artifact
         if "conversion" in sections or (artifact is None and {"latency", "mixed", "profile"} & set(sections)):
             print("[conversion] python -m pipeline export ...", file=sys.stderr, flush=True)
-            measured = conversion.run_export(Path(scratch) / "export")
+            measured = conversion.run_export(Path(scratch) / "export", ["--tflite"])
             if "conversion" in sections:
                 results["conversion"] = measured
                 print(report.conversion_table(measured), file=sys.stderr)

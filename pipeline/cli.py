@@ -147,10 +147,28 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--trainable", action="store_true",
                    help="also write trainable/: a TF SavedModel to fine-tune, variables named after the "
                    "PyTorch parameters, with train_forward, loss and inference (about 30 s and 115 MB more)")
+    _tflite_flags(p)
     _device(p)
     _input_flags(p)
     _common(p)
     p.set_defaults(command=_run_export)
+
+
+def _tflite_flags(parser: argparse.ArgumentParser) -> None:
+    from pipeline.tflite import QUANTIZE_VARIANTS
+
+    group = parser.add_argument_group("LiteRT (TFLite)")
+    group.add_argument("--tflite", action="store_true",
+                       help="also write model.tflite: LiteRT builtin ops only, any batch and length "
+                       "(resize_tensor_input, then allocate_tensors)")
+    group.add_argument("--tflite-quantize", action="append", default=[], choices=QUANTIZE_VARIANTS,
+                       help="also write model.<variant>.tflite (implies --tflite; repeatable): dynamic "
+                       "(int8 weights) or float16 weights; size and error are reported, not held to the tolerance")
+
+
+def _tflite_variants(args: argparse.Namespace) -> tuple[str, ...]:
+    """The --tflite-quantize variants, each once, in the order given."""
+    return tuple(dict.fromkeys(args.tflite_quantize))
 
 
 def _add_convert(commands: argparse._SubParsersAction) -> None:
@@ -162,6 +180,7 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", type=Path, help="the ONNX model file")
     p.add_argument("--out", type=Path, required=True, help="output folder for the SavedModel")
+    _tflite_flags(p)
     _common(p)
     p.set_defaults(command=_run_convert)
 
@@ -181,6 +200,8 @@ def _add_parity(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--saved-model", type=Path, required=True, help="the TF SavedModel folder")
     p.add_argument("--report", type=Path, required=True,
                    help="folder for report.json, report.html, summary.txt (and manifest.json)")
+    p.add_argument("--tflite", type=Path, metavar="FILE",
+                   help="a LiteRT model of the same graph (e.g. export's model.tflite): adds the LiteRT backend")
     p.add_argument("--checkpoint", type=Path, help="AutoVC checkpoint the ONNX was exported from (adds PyTorch)")
     p.add_argument("--freq", type=int, default=32, help="code down-sampling factor of the checkpoint (default 32)")
     p.add_argument("--sweep", type=Path, metavar="PATH",
@@ -235,6 +256,8 @@ def _run_export(args: argparse.Namespace) -> int:
         trainable=args.trainable,
         inputs=_input_options(args),
         parity_chunk_frames=args.parity_chunk_frames,
+        tflite=args.tflite,
+        tflite_quantize=_tflite_variants(args),
     )
     return run_export(options)
 
@@ -251,6 +274,7 @@ def _run_parity(args: argparse.Namespace) -> int:
         per_output={name: Tolerance(*value) for name, value in
                     (_key_value(item, "--tolerance", _atol_rtol) for item in args.tolerance)},
         per_layer=not args.no_per_layer, chunk_frames=args.parity_chunk_frames, force=args.force,
+        tflite=args.tflite,
     )
     return run_parity_command(options)
 
@@ -285,4 +309,5 @@ def _run_train_parity(args: argparse.Namespace) -> int:
 def _run_convert(args: argparse.Namespace) -> int:
     from pipeline.convert import run_convert
 
-    return run_convert(args.model, args.out, force=args.force)
+    return run_convert(args.model, args.out, force=args.force, tflite=args.tflite or bool(args.tflite_quantize),
+                       tflite_quantize=_tflite_variants(args))

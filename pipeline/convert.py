@@ -12,7 +12,10 @@ from pipeline.onnx_io import load_onnx
 from pipeline.progress import Progress
 
 
-def run_convert(model_path: Path, out: Path, *, force: bool = False) -> int:
+def run_convert(model_path: Path, out: Path, *, force: bool = False, tflite: bool = False,
+                tflite_quantize: tuple[str, ...] = ()) -> int:
+    """``out``: the SavedModel (saved_model.pb, variables/), and with ``tflite`` model.tflite and
+    one model.<variant>.tflite per ``tflite_quantize`` variant beside it, builtin ops only."""
     progress = Progress()
     with progress.stage("load onnx"):
         model = load_onnx(model_path)
@@ -20,7 +23,8 @@ def run_convert(model_path: Path, out: Path, *, force: bool = False) -> int:
         _require_supported(model, model_path)
     from custom_ops.support import UnsupportedOptionError
 
-    with AtomicOutputDir(out, force=force, reads=[model_path]) as temp:
+    output = AtomicOutputDir(out, force=force, reads=[model_path])
+    with output as temp:
         from pipeline.tf_convert import OnnxGraphModule, write_saved_model
 
         with progress.stage("onnx -> tf"):
@@ -30,6 +34,15 @@ def run_convert(model_path: Path, out: Path, *, force: bool = False) -> int:
                 write_saved_model(module, temp)
         except UnsupportedOptionError as error:  # refused by a handler while tracing
             raise UsageError(f"cannot convert {model_path}: {error}") from None
+        if tflite or tflite_quantize:
+            from pipeline.tflite import report_section, write_tflite
+
+            with progress.stage("write tflite"):
+                models = write_tflite(module, temp, (None, *tflite_quantize))
+            for written in models:
+                progress.info(f"  {written.path.name}: {written.size_bytes / 1e6:.1f} MB, builtin ops: {', '.join(written.ops)}")
+            output.manifest.update({"tflite": report_section(models, {}, None, relative_to=temp),
+                                    "timings_s": progress.timings})
         progress.info(f"SavedModel written to {out}")
     return 0
 

@@ -17,9 +17,14 @@ from pipeline.errors import PipelineError
 from pipeline.inputs import build_inputs
 from pipeline.onnx_io import load_onnx
 from pipeline.parity import Tolerance, run_parity, summary_table, write_report_files
-from pipeline.parity.backends import TORCH_CPU_THREADS, torch_threads
+from pipeline.parity.backends import (
+    TORCH_CPU_THREADS,
+    litert_interpreter,
+    torch_threads,
+)
 from pipeline.parity.chunks import DEFAULT_CHUNK_FRAMES
 from pipeline.progress import Progress
+from pipeline.tflite import litert_backend
 
 DEFAULT_ARTIFACTS = Path("artifacts")
 # export promises max abs <= 1e-5 between every pair of frameworks on every output.
@@ -39,6 +44,8 @@ class ExportOptions:
     trainable: bool = False  # also write trainable/ (pipeline.training.write_trainable)
     inputs: dict = field(default_factory=dict)  # keyword arguments of pipeline.inputs.build_inputs
     parity_chunk_frames: int = DEFAULT_CHUNK_FRAMES  # frames budget per parity batch chunk (0: never split)
+    tflite: bool = False  # also write model.tflite (pipeline.tflite) and add LiteRT to the parity check
+    tflite_quantize: tuple[str, ...] = ()  # also write model.<variant>.tflite for each (implies tflite)
 
 
 def default_output_dir(options: ExportOptions) -> Path:
@@ -64,6 +71,8 @@ def run_export(options: ExportOptions) -> int:
     inputs = build_inputs(dim_emb=generator.dim_emb, **options.inputs)
     input_files = provenance.build_input_files(checkpoint=options.checkpoint, **options.inputs)
 
+    if options.tflite or options.tflite_quantize:
+        litert_interpreter()  # its parity check runs model.tflite: fail now if LiteRT is missing
     output = AtomicOutputDir(out, force=options.force, reads=[path for _, path in input_files])
     with output as temp, torch_threads(TORCH_CPU_THREADS):
         # Devices and TensorFlow come after every input and the output folder are checked, so
@@ -92,6 +101,7 @@ def run_export(options: ExportOptions) -> int:
             write_saved_model(tf_module, temp / "saved_model", xla_buckets={DYNAMIC_AXES["mel"][1]: options.freq})
         if options.trainable:
             _write_trainable(generator, temp / "trainable", progress)
+        tflite_models = _write_tflite(tf_module, temp, options, progress)
 
         with progress.stage("parity"):
             result = run_parity(
@@ -100,8 +110,10 @@ def run_export(options: ExportOptions) -> int:
                 default_tolerance=EXPORT_TOLERANCE, weights_origin=info["label"], devices=plan.to_json(),
                 input_description=inputs.describe(), progress=progress,
                 chunk_frames=options.parity_chunk_frames, input_files=input_files, paths_relative_to=temp,
-                tf_module=tf_module,
+                tf_module=tf_module, extra_backends=[litert_backend(m) for m in tflite_models[:1]],
             )
+            if tflite_models:
+                result.tflite = _tflite_report(tflite_models, result, inputs.arrays, temp)
             write_report_files(result, temp / "report")
         output.manifest.update({
             "kind": "export",
@@ -111,6 +123,7 @@ def run_export(options: ExportOptions) -> int:
             "inputs": inputs.describe(),
             "devices": plan.to_json(),
             "parity": "pass" if result.passed else "fail",
+            **({"tflite": result.tflite} if result.tflite else {}),
             "timings_s": progress.timings,
             "provenance": provenance.collect(input_files),
         })
@@ -131,6 +144,32 @@ def _write_trainable(generator: Any, directory: Path, progress: Progress) -> Non
     with progress.stage("write trainable"):
         on_cpu = all(p.device.type == "cpu" for p in [*generator.parameters(), *generator.buffers()])
         write_trainable(generator if on_cpu else copy.deepcopy(generator).cpu(), directory)
+
+
+def _write_tflite(tf_module: Any, directory: Path, options: ExportOptions, progress: Progress) -> list:
+    """``model.tflite`` (and one file per ``--tflite-quantize`` variant) when asked, else nothing."""
+    from pipeline.tflite import write_tflite
+
+    if not (options.tflite or options.tflite_quantize):
+        return []
+    with progress.stage("write tflite"):
+        models = write_tflite(tf_module, directory, (None, *options.tflite_quantize))
+    for model in models:
+        progress.info(f"  {model.path.name}: {model.size_bytes / 1e6:.1f} MB, builtin ops: {', '.join(model.ops)}")
+    return models
+
+
+def _tflite_report(models: list, result: Any, inputs: dict, directory: Path) -> dict:
+    """The report's ``tflite`` section: every file, and each quantized variant's error against
+    torch (onnxruntime without torch) on the parity chunk the report shows."""
+    from pipeline.parity.chunks import take
+    from pipeline.tflite import report_section, variant_errors
+
+    reference = "torch" if "torch" in result.shown_outputs else "ort"
+    start, stop = result.shown_rows or (0, None)
+    shown_inputs = take(inputs, slice(start, stop)) if result.shown_rows else inputs
+    errors = variant_errors(models[1:], shown_inputs, result.shown_outputs[reference], result.model["outputs"])
+    return report_section(models, errors, reference, relative_to=directory)
 
 
 def _require_close(errors: dict[str, float], progress: Progress) -> None:

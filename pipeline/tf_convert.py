@@ -251,12 +251,14 @@ _ONNX_TF_REFUSAL = re.compile(r"[^\n]+ is not supported in [^\n]+\.")
 
 
 # Handler inputs that the handler transposes on every call, and the permutation it applies:
-# onnx-tf's Conv and ConvTranspose turn their weight [M, C, K...] into TF's [K..., C, M]; our LSTM
-# multiplies by R transposed ([D, 4H, H] -> [D, H, 4H]).
+# onnx-tf's Conv and ConvTranspose turn their weight [M, C, K...] into TF's [K..., C, M]; our
+# LSTM, GRU and RNN multiply by R transposed ([D, G*H, H] -> [D, H, G*H]).
 _HANDLER_TRANSPOSES: dict[tuple[str, int], Callable[[int], tuple[int, ...]]] = {
     ("Conv", 1): lambda rank: (*range(2, rank), 1, 0),
     ("ConvTranspose", 1): lambda rank: (*range(2, rank), 1, 0),
     ("LSTM", 2): lambda rank: (0, 2, 1),
+    ("GRU", 2): lambda rank: (0, 2, 1),
+    ("RNN", 2): lambda rank: (0, 2, 1),
 }
 
 

@@ -24,7 +24,7 @@ B. Otherwise (any activation, clip, ``input_forget``, ``sequence_lens``, any flo
 Lowering targets (:mod:`custom_ops.lowering`): ``"graph"`` chooses A or B as above; ``"xla"``
 and ``"tflite"`` always take B (``BlockLSTM`` has no XLA kernel and no LiteRT lowering), whose
 loop :func:`custom_ops.recurrence.time_loop` writes with TensorArrays for graph mode and XLA and
-with a preallocated output tensor for LiteRT's builtin ops.
+in chunks into a preallocated output tensor for LiteRT's builtin ops.
 
 ONNX conventions: gate order ``i, o, f, c`` in W, R, B (PyTorch's order is ``i, f, g, o``),
 ``i, o, f`` in P; B is ``[Wb, Rb]``. ``layout=0``: X ``[T, B, F]``, Y ``[T, D, B, H]``,

@@ -5,6 +5,12 @@
 of size 1 is removed. Axes known when the graph is traced (an initializer, a ``Constant``
 node, anything TensorFlow can fold) become a static ``tf.squeeze``; axes computed at run time
 become a reshape to the shape without those dimensions, after checking that they are 1.
+
+For LiteRT (:func:`custom_ops.lowering.target` ``"tflite"``) known axes of an input of known rank
+become a reshape too: TF 2.21's converter rejects some ``tf.squeeze`` ops of AutoVC's graph
+("'tfl.squeeze' op attribute 'squeeze_dims' failed to satisfy constraint") that a reshape to the
+kept dimensions replaces exactly (a removed dimension that is not 1 still fails, as the element
+counts differ).
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import tensorflow as tf
 from onnx_tf.handlers.backend_handler import BackendHandler
 from onnx_tf.handlers.handler import onnx_op
 
+from custom_ops.lowering import target
+
 
 def squeeze(x: tf.Tensor, axes: tf.Tensor | list[int] | None) -> tf.Tensor:
     """Remove the size-1 dimensions ``axes`` of ``x`` (all size-1 dimensions if None)."""
@@ -20,8 +28,17 @@ def squeeze(x: tf.Tensor, axes: tf.Tensor | list[int] | None) -> tf.Tensor:
         return tf.squeeze(x)
     static_axes = tf.get_static_value(axes)
     if static_axes is not None:
+        if target() == "tflite" and x.shape.rank is not None:
+            return _squeeze_by_reshape(x, [int(a) % x.shape.rank for a in static_axes])
         return tf.squeeze(x, axis=[int(a) for a in static_axes])
     return _squeeze_at_run_time(x, tf.cast(axes, tf.int32))
+
+
+def _squeeze_by_reshape(x: tf.Tensor, axes: list[int]) -> tf.Tensor:
+    """``x`` reshaped to its dimensions outside ``axes`` (non-negative): static sizes where known."""
+    shape = tf.shape(x)
+    kept = [d for d in range(x.shape.rank) if d not in axes]
+    return tf.reshape(x, tf.stack([x.shape[d] if x.shape[d] is not None else shape[d] for d in kept]))
 
 
 def _squeeze_at_run_time(x: tf.Tensor, axes: tf.Tensor) -> tf.Tensor:

@@ -7,6 +7,8 @@
 - ``tf``: the SavedModel loaded with ``tf.saved_model.load``, called through its
   ``serving_default`` signature under ``tf.device``; the device of the returned tensors is recorded.
 - ``tf_xla``: the same SavedModel's ``serving_xla`` signature (XLA-compiled), when it has one.
+- ``litert``: a ``.tflite`` file run by the LiteRT interpreter (``ai-edge-litert``) through its
+  ``serving_default`` signature runner, with the default op resolver (XNNPACK on, as users get it).
 
 :data:`TF_SIGNATURES` lists the SavedModel signatures run as backends; :data:`REFERENCES` the
 backends every other one is compared against.
@@ -20,8 +22,9 @@ float32 tolerances; :func:`float32_precision` turns it off for the run and resto
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,18 +38,21 @@ TORCH = "torch"
 ORT = "ort"
 TF = "tf"
 TF_XLA = "tf_xla"
+LITERT = "litert"
 BACKEND_LABELS = {
     TORCH: "PyTorch",
     ORT: "onnxruntime",
     TF: "TensorFlow SavedModel",
     TF_XLA: "TensorFlow SavedModel, serving_xla (XLA)",
+    LITERT: "LiteRT",
 }
 TF_SIGNATURES = {TF: "serving_default", TF_XLA: "serving_xla"}
 """Backend name -> the SavedModel signature it runs; ``tf`` is required, the others run when the
 SavedModel has them (one written before ``serving_xla`` existed has only ``tf``)."""
 REFERENCES = (TORCH, ORT)
 """Each pair compared has one of these as its reference: torch-ort, then every other backend
-against torch and against onnxruntime (two TF signatures are not compared with each other)."""
+against torch and against onnxruntime (the TF signatures and LiteRT are not compared with each
+other)."""
 TORCH_CPU_THREADS = 1
 """torch's intra-op threads on the CPU for the parity reference and for all of ``export``.
 
@@ -80,6 +86,16 @@ class Backend(Protocol):
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
     def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A backend compared beside torch, ort and tf: its name, how to load it for the ONNX output
+    names, and the model file it runs (hashed into the report's provenance as ``<name>_model``)."""
+
+    name: str
+    load: Callable[[Sequence[str]], Backend]
+    model_file: Path | None = None
 
 
 class TorchBackend:
@@ -238,6 +254,50 @@ def tf_backends(saved_model_dir: Path, output_names: Sequence[str], device: str 
 def reference_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
     """The (reference, candidate) pairs to compare among backends ``names`` (in run order)."""
     return [(a, b) for i, a in enumerate(names) if a in REFERENCES for b in names[i + 1 :]]
+class LitertBackend:
+    """A ``.tflite`` model's ``serving_default`` signature in the LiteRT interpreter; the runner
+    resizes the inputs to each call's shapes (dynamic batch and length)."""
+
+    name = LITERT
+
+    def __init__(self, model_path: Path, output_names: Sequence[str]) -> None:
+        from pipeline.tf_convert import SIGNATURE_KEY
+
+        interpreter_class = litert_interpreter()
+        self.model_path = Path(model_path)
+        self.output_names = list(output_names)
+        try:
+            self.interpreter = interpreter_class(model_path=str(self.model_path))
+            self.runner = self.interpreter.get_signature_runner(SIGNATURE_KEY)
+        except (ValueError, RuntimeError) as error:
+            raise PipelineError(f"LiteRT cannot load {self.model_path}: {error}") from None
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from pipeline.tf_convert import tf_name
+
+        outputs = self.runner(**{tf_name(n): np.ascontiguousarray(v) for n, v in inputs.items()})
+        return {name: np.array(outputs[tf_name(name)]) for name in self.output_names if tf_name(name) in outputs}
+
+    def describe(self) -> dict[str, Any]:
+        from importlib import metadata
+
+        return {
+            "label": BACKEND_LABELS[LITERT],
+            "runtime": f"ai-edge-litert {metadata.version('ai-edge-litert')}",
+            "op_resolver": "BUILTIN (default: XNNPACK delegate applied)",
+        }
+
+
+def litert_interpreter() -> type:
+    """``ai_edge_litert.interpreter.Interpreter``, or a :class:`PipelineError` saying how to install it."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise PipelineError(
+            "running a .tflite model needs the LiteRT interpreter: pip install 'autovc-onnx-tf[litert]' "
+            "(or pip install ai-edge-litert)"
+        ) from None
+    return Interpreter
 
 
 def default_tf_device() -> str:

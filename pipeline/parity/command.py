@@ -52,6 +52,7 @@ class ParityOptions:
     per_layer: bool = True
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
     force: bool = False  # replace a --report folder this tool did not write
+    tflite: Path | None = None  # a .tflite of the same graph: adds the LiteRT backend
 
 
 def run_parity_command(options: ParityOptions) -> int:
@@ -73,12 +74,24 @@ def run_parity_command(options: ParityOptions) -> int:
         default_tolerance=Tolerance(options.atol, options.rtol), tolerances=options.per_output,
         per_layer=options.per_layer, weights_origin=weights, devices=plan.to_json(), progress=progress,
         chunk_frames=options.chunk_frames, input_files=_input_files(options),
+        extra_backends=_litert(options.tflite),
     )
     write_report(result, options.report, force=options.force)
     progress.info(summary_table(result))
     progress.info(f"report: {options.report / 'report.html'}")
     print(result.summary_line(), file=sys.stderr)
     return 0 if result.passed else 1
+
+
+def _litert(path: Path | None) -> list:
+    """The LiteRT backend for ``--tflite``, after checking the file is there."""
+    if path is None:
+        return []
+    if not Path(path).is_file():
+        raise UsageError(f"--tflite {path}: no such file")
+    from .backends import LITERT, BackendSpec, LitertBackend
+
+    return [BackendSpec(LITERT, lambda output_names: LitertBackend(path, output_names), Path(path))]
 
 
 def _input_files(options: ParityOptions) -> list[tuple[str, Path | None]]:

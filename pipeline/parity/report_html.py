@@ -72,6 +72,7 @@ def render(result: ParityResult) -> str:
         items = "".join(f"<li>{escape_html(line)}</li>" for line in failures)
         parts.append(f'<div class="failures"><strong>Failures</strong><ul>{items}</ul></div>')
     parts.append(_metrics_tables(result))
+    parts.append(_tflite(result))
     parts.append(_spectrograms(result))
     parts.append(_histograms(result))
     parts.append(_layers(result))
@@ -361,10 +362,35 @@ def _sweep(result: ParityResult) -> str:
     return "\n".join(parts)
 
 
+def _tflite(result: ParityResult) -> str:
+    """The LiteRT files: size, conversion time, builtin ops, and each quantized variant's max abs
+    error (reported, not held to the tolerance)."""
+    if not result.tflite:
+        return ""
+    outputs = result.model["outputs"]
+    reference = result.tflite.get("variants_reference") or "reference"
+    headers = ["file", "variant", "size", "conversion"] + [f"max abs vs {reference}: {o}" for o in outputs] + ["builtin ops"]
+    rows = []
+    for model in result.tflite["models"]:
+        errors = model.get("max_abs_vs_reference") or {}
+        cells = [escape_html(model["path"]), escape_html(model["variant"]), f"{model['bytes'] / 1e6:.2f} MB",
+                 f"{model['conversion_s']:.1f} s"]
+        cells += [scientific(errors[o]) if o in errors else "litert rows above" if model["variant"] == "float32" else "n/a"
+                  for o in outputs]
+        cells.append(escape_html(", ".join(f"{op} x{n}" for op, n in model["ops"].items())))
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (
+        '<h2>LiteRT models</h2><p class="note">Builtin ops only (no Flex, no custom ops). Quantized '
+        "variants are reported, not held to the tolerance.</p><table class=\"metrics\"><tr>"
+        + "".join(f"<th>{escape_html(h)}</th>" for h in headers) + "</tr>" + "".join(rows) + "</table>"
+    )
+
+
 def _facts(result: ParityResult) -> str:
     rows: list[tuple[str, Any]] = [
         ("ONNX model", result.model["onnx_path"]),
         ("SavedModel", result.model["saved_model_dir"]),
+        *((f"{BACKEND_LABELS[name]} model", path) for name, path in result.model.get("backend_models", {}).items()),
         ("opset", result.model["opset"]),
         ("weights", result.weights_origin or "not stated"),
     ]

@@ -76,6 +76,7 @@ def report_dict(result: ParityResult) -> dict[str, Any]:
         "per_layer": result.per_layer.to_json() if result.per_layer else None,
         "chunking": result.chunking,
         "timings_s": result.timings,
+        **({"tflite": result.tflite} if result.tflite is not None else {}),
     }
     return finite_or_null(report)
 

@@ -33,6 +33,7 @@ from pipeline.progress import Progress
 
 from .backends import (
     Backend,
+    BackendSpec,
     OrtBackend,
     TorchBackend,
     float32_precision,
@@ -113,6 +114,7 @@ class ParityResult:
     chunking: dict[str, Any] = field(default_factory=dict)
     shown_rows: tuple[int, int] | None = None  # batch rows of the shown case that shown_outputs hold
     provenance: dict[str, Any] | None = None
+    tflite: dict[str, Any] | None = None  # LiteRT files written and their variants' errors (pipeline.tflite)
 
     @property
     def passed(self) -> bool:
@@ -195,6 +197,7 @@ def run_sweep(
     input_files: Sequence[tuple[str, Path | None]] = (),
     paths_relative_to: Path | None = None,
     tf_module: Any = None,
+    extra_backends: Sequence[BackendSpec] = (),
 ) -> ParityResult:
     """Compare the backends on every case. A failed comparison does not raise: see ``passed``.
 
@@ -219,6 +222,8 @@ def run_sweep(
     - ``tf_module``: the :class:`pipeline.tf_convert.OnnxGraphModule` the SavedModel was written
       from, when the caller still has it: the per-layer check reuses its traced node outputs
       instead of importing and tracing the ONNX graph again.
+    - ``extra_backends``: more backends (e.g. LiteRT), loaded and run after tf, compared with
+      every backend before them (their model files go into ``provenance`` and ``model``).
 
     Raises :class:`UsageError` for inputs or tolerances that do not fit the model and
     :class:`PipelineError` when a backend cannot load its model.
@@ -248,6 +253,7 @@ def run_sweep(
             *input_files,
             ("onnx_model", Path(onnx_path)),
             ("saved_model", Path(saved_model_dir) / "saved_model.pb"),
+            *((f"{spec.name}_model", spec.model_file) for spec in extra_backends if spec.model_file is not None),
         ],
         relative_to=paths_relative_to,
     )
@@ -260,6 +266,9 @@ def run_sweep(
             backends.append(OrtBackend(Path(onnx_path), ort_providers, allow_tf32))
         with _stage(progress, timings, "parity: load tf savedmodel"):
             backends.extend(tf_backends(Path(saved_model_dir), output_names, tf_device))
+        for spec in extra_backends:
+            with _stage(progress, timings, f"parity: load {spec.name}"):
+                backends.append(spec.load(output_names))
         pairs = reference_pairs([backend.name for backend in backends])
         tolerance_of = {name: per_output.get(name, default) for name in output_names}
         require_gpu = (devices or {}).get("requested") == "cuda"
@@ -301,6 +310,10 @@ def run_sweep(
             "inputs": input_names,
             "outputs": output_names,
             "nodes": len(model.graph.node),
+            **({"backend_models": {
+                spec.name: provenance_record.display_path(spec.model_file, paths_relative_to)
+                for spec in extra_backends if spec.model_file is not None
+            }} if extra_backends else {}),
         },
         backends={backend.name: backend.describe() for backend in backends},
         pairs=pairs,

@@ -49,6 +49,7 @@ def summary_table(result: ParityResult) -> str:
         lines.append(f"sweep: {len(result.cases)} cases, {len(failing)} failing" + (f": {', '.join(failing)}" if failing else ""))
     if result.chunking.get("split"):
         lines.append(_chunk_line(result))
+    lines.extend(_tflite_lines(result))
     if result.per_layer is not None:
         first = result.per_layer.first_divergence
         lines.append(result.per_layer.weights_line())
@@ -77,3 +78,21 @@ def _chunk_line(result: ParityResult) -> str:
     if scope and not scope.get("whole_case"):
         line += f"; per-layer on chunk {scope['chunk']}/{scope['chunks']} (rows {scope['rows'][0]}-{scope['rows'][1] - 1})"
     return line
+
+
+def _tflite_lines(result: ParityResult) -> list[str]:
+    """One line per LiteRT file written: size, and a quantized variant's max abs per output."""
+    if not result.tflite:
+        return []
+    reference = result.tflite.get("variants_reference")
+    lines = []
+    for model in result.tflite["models"]:
+        errors = model.get("max_abs_vs_reference")
+        detail = (
+            f", max abs vs {reference}: " + ", ".join(f"{k} {scientific(v)}" for k, v in errors.items())
+            if errors else ", compared above (litert)" if model["variant"] == "float32" else ""
+        )
+        lines.append(f"tflite {model['path']} ({model['variant']}): {model['bytes'] / 1e6:.1f} MB{detail}")
+    ops = sorted({op for model in result.tflite["models"] for op in model["ops"]})
+    lines.append(f"tflite builtin ops: {', '.join(ops)}")
+    return lines
