@@ -170,7 +170,7 @@ def test_convert_and_parity_cli_add_litert(small, tmp_path):
                      str(out / "model.tflite"), "--report", str(report))
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads((report / "report.json").read_text())
-    assert [p["name"] for p in data["pairs"]] == ["ort-tf", "ort-litert", "tf-litert"]
+    assert [p["name"] for p in data["pairs"]] == ["ort-tf", "ort-tf_xla", "ort-litert"]
     assert data["backends"]["litert"]["label"] == "LiteRT"
     assert data["model"]["backend_models"] == {"litert": str(out / "model.tflite")}
     assert all(c["max_abs"] <= 1e-5 for c in data["comparisons"])
