@@ -11,7 +11,8 @@ run two ways, each in its own worker process (the two run side by side):
 Each test's outputs are compared with its ``test_data_set_*`` outputs as onnx's backend runner
 does: same shape and dtype, floats within ``rtol=1e-3, atol=1e-7`` (NaN equal to NaN), other
 types exactly. Every test gets one status: ``pass``, ``wrong`` (it ran, outputs differ),
-``unsupported`` (the up-front check or onnx-tf found no handler for an op version) or ``error``
+``unsupported`` (the up-front check or onnx-tf found no handler for an op version, or a graph
+input or output has a type TensorFlow lacks: float8, float4, int4) or ``error``
 (anything else: an exception while translating or running, a test whose data cannot be loaded,
 a timeout). The onnx package's own ``onnx.backend.test`` runner is not used: it counts "not
 implemented" as passed.
@@ -48,6 +49,12 @@ NODE_TEST_ROOT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "nod
 STATUSES = ("pass", "wrong", "unsupported", "error")
 RTOL, ATOL = 1e-3, 1e-7
 RESULT_PREFIX = "@@node-suite "
+# element types TensorFlow has no dtype for: a graph input or output of one cannot be served
+NO_TF_TYPE = {
+    onnx.TensorProto.FLOAT8E4M3FN, onnx.TensorProto.FLOAT8E4M3FNUZ, onnx.TensorProto.FLOAT8E5M2,
+    onnx.TensorProto.FLOAT8E5M2FNUZ, onnx.TensorProto.UINT4, onnx.TensorProto.INT4,
+    onnx.TensorProto.FLOAT4E2M1,
+}  # fmt: skip
 RESTART_EVERY = 250  # tests per worker process (bounds the memory TF's caches grow to)
 
 
@@ -95,7 +102,13 @@ def _read(path: Path, value_type: onnx.TypeProto) -> Any:
         return numpy_helper.to_optional(proto)
     proto = onnx.TensorProto()
     proto.ParseFromString(data)
-    return numpy_helper.to_array(proto)
+    array = numpy_helper.to_array(proto)
+    bfloat16 = value_type.tensor_type.elem_type == onnx.TensorProto.BFLOAT16
+    if bfloat16 and array.dtype == np.uint16:  # the data sets store bfloat16 as uint16 bits
+        import ml_dtypes  # onnx stores bfloat16 as its bits; TensorFlow takes ml_dtypes' type
+
+        array = array.view(ml_dtypes.bfloat16)
+    return array
 
 
 def compare(expected: dict[str, Any], actual: dict[str, Any]) -> str | None:
@@ -126,6 +139,8 @@ def _compare_arrays(want: np.ndarray, got: np.ndarray) -> str | None:
         return f"shape {got.shape}, expected {want.shape}"
     if got.dtype != want.dtype:
         return f"dtype {got.dtype}, expected {want.dtype}"
+    if want.dtype.name == "bfloat16":
+        got, want = got.astype(np.float32), want.astype(np.float32)
     if want.dtype.kind in "fc":
         if not np.allclose(got, want, rtol=RTOL, atol=ATOL, equal_nan=True):
             worst = float(np.nanmax(np.abs(got.astype(np.float64) - want.astype(np.float64))))
@@ -145,6 +160,10 @@ def _run_one(path: str, folder: Path) -> tuple[str, str]:
         model, cases = load_test(folder)
     except Exception as error:  # noqa: BLE001  (a test whose data this onnx cannot read)
         return "error", f"loading the test data: {_first_line(error)}"
+    for value in [*model.graph.input, *model.graph.output]:
+        if value.type.tensor_type.elem_type in NO_TF_TYPE:
+            name = onnx.TensorProto.DataType.Name(value.type.tensor_type.elem_type)
+            return "unsupported", f"{value.name!r} is {name}: TensorFlow has no such type"
     from onnx.backend.test.runner import BackendIsNotSupposedToImplementIt
 
     from custom_ops.support import UnsupportedOpError
@@ -226,13 +245,15 @@ class _Worker:
             text=True,
             cwd=HERE.parent,
         )
-        self.lines = queue.Queue()
+        # each process gets its own queue: a killed process's pump must not reach the next one
+        lines: queue.Queue[str | None] = queue.Queue()
+        self.lines = lines
         stdout = self.process.stdout
 
         def pump() -> None:
             for line in stdout:
-                self.lines.put(line)
-            self.lines.put(None)
+                lines.put(line)
+            lines.put(None)
 
         threading.Thread(target=pump, daemon=True).start()
         self.done = 0

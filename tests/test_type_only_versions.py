@@ -3,8 +3,10 @@ their ONNX schemas have the previous version's attributes, inputs and outputs.""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
-from onnx import defs
+from onnx import TensorProto, defs, helper
+from onnx_tf_harness import run_onnx_tf, run_test_case
 
 import custom_ops
 
@@ -52,3 +54,38 @@ def test_onnx_tf_dispatches_every_version(op_type: str) -> None:
         dispatched = get_all_backend_handlers({"": version})[""][op_type]
         assert dispatched is HANDLERS[op_type]
         assert dispatched.SINCE_VERSION == version
+
+
+@pytest.mark.parametrize(
+    ("to", "match"),
+    [
+        (TensorProto.FLOAT8E4M3FN, "Cast to FLOAT8E4M3FN is not supported"),
+        (TensorProto.INT4, "Cast to INT4 is not supported"),
+        (TensorProto.STRING, "Cast from a float type to STRING is not supported"),
+    ],
+)
+def test_cast_to_a_type_tensorflow_lacks_is_refused(to: int, match: str) -> None:
+    node = helper.make_node("Cast", ["x"], ["y"], to=to)
+    graph = helper.make_graph(
+        [node],
+        "cast",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", to, [2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    with pytest.raises(ValueError, match=match):
+        run_onnx_tf(model, {"x": np.zeros(2, np.float32)})
+
+
+def test_cast_between_tensorflow_types_still_runs() -> None:
+    node = helper.make_node("Cast", ["x"], ["y"], to=TensorProto.INT32)
+    graph = helper.make_graph(
+        [node],
+        "cast",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    run_test_case(
+        model, {"x": np.array([1.7, -2.2, 3.0], np.float32)}, {"y": np.array([1, -2, 3], np.int32)}
+    )

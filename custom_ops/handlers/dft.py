@@ -3,7 +3,8 @@
 Input ``[..., 1]`` (real) or ``[..., 2]`` (complex); output ``[..., 2]``. The transform runs
 along ``axis`` (17: attribute, default 1; 20: optional third input, default -2) with the
 optional ``dft_length`` points (zero-padded or truncated); ``inverse=1`` divides by the length;
-``onesided=1`` keeps the first ``length // 2 + 1`` bins. See :mod:`.spectral`.
+``onesided=1`` keeps the first ``length // 2 + 1`` bins. Computed in complex128 (as numpy does)
+and rounded to the input's type. See :mod:`.spectral`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class DFT(BackendHandler):
         names = list(node.inputs) + ["", ""]
         length = tf.reshape(tensor_dict[names[1]], []) if names[1] else None
         z = dft(
-            to_complex(x),
+            to_complex(x, double=True),
             axis % x.shape.rank,
             length,
             inverse=bool(node.attrs.get("inverse", 0)),

@@ -14,9 +14,10 @@ import tensorflow as tf
 from onnx_tf.common import data_type
 
 
-def to_complex(x: tf.Tensor) -> tf.Tensor:
-    """``[..., 1]`` (real) or ``[..., 2]`` (real, imaginary) -> complex ``[...]``."""
-    wide = tf.cast(x, tf.float64) if x.dtype == tf.float64 else tf.cast(x, tf.float32)
+def to_complex(x: tf.Tensor, double: bool = False) -> tf.Tensor:
+    """``[..., 1]`` (real) or ``[..., 2]`` (real, imaginary) -> complex ``[...]``, complex128
+    for a float64 input or with ``double``, else complex64."""
+    wide = tf.cast(x, tf.float64 if double or x.dtype == tf.float64 else tf.float32)
     complex_type = tf.complex128 if wide.dtype == tf.float64 else tf.complex64
     real = wide[..., 0]
     if x.shape[-1] == 1:

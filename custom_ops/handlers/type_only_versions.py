@@ -17,6 +17,8 @@ module and name of onnx-tf's handler, whose translation it is, so that reports n
 
 from __future__ import annotations
 
+import tensorflow as tf
+from onnx import TensorProto
 from onnx_tf.handlers.backend_handler import BackendHandler
 from onnx_tf.handlers.handler import onnx_op
 
@@ -63,11 +65,38 @@ def _onnx_tf_handler(op_type: str) -> type:
     raise LookupError(f"onnx-tf has no handler for {op_type}")
 
 
+# element types of the new versions that TensorFlow has no dtype for (float8, float4, int4):
+# a Cast to one of them is refused rather than computed in another type
+NO_TF_TYPE = {
+    TensorProto.FLOAT8E4M3FN, TensorProto.FLOAT8E4M3FNUZ, TensorProto.FLOAT8E5M2,
+    TensorProto.FLOAT8E5M2FNUZ, TensorProto.UINT4, TensorProto.INT4, TensorProto.FLOAT4E2M1,
+}  # fmt: skip
+
+
+def _check_cast(node, tensor_dict) -> None:
+    """Cast's target must be a type TensorFlow has; a float to string cast (TF formats numbers
+    differently from ONNX) is refused too, for CastLike as well."""
+    source = tensor_dict[node.inputs[0]].dtype
+    if node.op_type == "CastLike":
+        to_string = tensor_dict[node.inputs[1]].dtype == tf.string
+    else:
+        # (node.attrs holds ``to`` already translated to a TensorFlow dtype)
+        target = next(a.i for a in node.node_proto.attribute if a.name == "to")
+        if target in NO_TF_TYPE:
+            name = TensorProto.DataType.Name(target)
+            raise ValueError(f"Cast to {name} is not supported: TensorFlow has no such type")
+        to_string = target == TensorProto.STRING
+    if to_string and source.is_floating:
+        raise ValueError("Cast from a float type to STRING is not supported")
+
+
 def _newer_versions(op_type: str, versions: tuple[int, ...]) -> type:
     stock = _onnx_tf_handler(op_type)
     previous = max(stock.get_versions())
 
     def run_previous(cls, node, **kwargs):
+        if op_type in ("Cast", "CastLike"):
+            _check_cast(node, kwargs["tensor_dict"])
         return getattr(cls, f"version_{previous}")(node, **kwargs)
 
     members = {f"version_{v}": classmethod(run_previous) for v in versions}
