@@ -111,11 +111,11 @@ def test_nodes_inside_subgraphs_are_checked() -> None:
     assert [(n.op_type, n.node_name) for n in raised.value.nodes] == [("Foo", "inner_foo")]
 
 
-_LAYER_NORM = [
+_GRID_SAMPLE = [
     helper.make_node(
-        "Constant", [], ["scale"], value=helper.make_tensor("s", TensorProto.FLOAT, [4], [1.0] * 4)
+        "Constant", [], ["grid"], value=helper.make_tensor("g", TensorProto.FLOAT, [1, 4, 4, 2], [0.0] * 32)
     ),
-    helper.make_node("LayerNormalization", ["x", "scale"], ["y"], name="norm"),
+    helper.make_node("GridSample", ["x", "grid"], ["y"], name="sample"),
 ]
 
 
@@ -123,7 +123,7 @@ _LAYER_NORM = [
     ("nodes", "y_shape", "match"),
     [
         (_roi_align("roi", "y"), (1, 2, 1, 1), "RoiAlign version 16 is not implemented"),
-        (_LAYER_NORM, (1, 2, 4, 4), "LayerNormalization is not implemented"),
+        (_GRID_SAMPLE, (1, 2, 4, 4), "GridSample is not implemented"),
     ],
     ids=["missing-version", "missing-handler"],
 )

@@ -99,8 +99,8 @@ CASES = {
     "onnx-unknown-op": Case(("convert", "{d}/custom-op.onnx"), (
         "cannot convert", "ONNX op com.example.Frobnicate (opset 1, no ONNX schema) at node 'frob' "
         "has no TensorFlow handler")),
-    "onnx-op-onnx-tf-lacks": Case(("convert", "{d}/layernorm.onnx"), (
-        "ONNX op LayerNormalization (opset 17, since version 17) at node 'ln1' has no TensorFlow handler",
+    "onnx-op-onnx-tf-lacks": Case(("convert", "{d}/scatternd.onnx"), (
+        "ONNX op ScatterND (opset 17, since version 16) at node 'sc1' has no TensorFlow handler",
         "and 1 more node")),
     "parity-onnx-missing": Case(("parity", "--onnx", "{d}/missing.onnx", "--saved-model", "{d}/sm",
                                  "--report", "{d}/report", "--device", "cpu"), ("ONNX model", "not found")),
@@ -184,11 +184,11 @@ def _write_onnx_models(d: Path) -> None:
     save("dangling.onnx", [helper.make_node("Add", ["x", "nowhere"], ["y"])])
     save("custom-op.onnx", [helper.make_node("Frobnicate", ["x"], ["y"], domain="com.example", name="frob")],
          opsets=[*opset, helper.make_opsetid("com.example", 1)])
-    scale = numpy_helper.from_array(np.ones(4, np.float32), "scale")
-    bias = numpy_helper.from_array(np.zeros(4, np.float32), "bias")
-    save("layernorm.onnx", [helper.make_node("LayerNormalization", ["x", "scale", "bias"], ["h"], name="ln1"),
-                            helper.make_node("LayerNormalization", ["h", "scale", "bias"], ["y"], name="ln2")],
-         [scale, bias])
+    indices = numpy_helper.from_array(np.zeros((1, 1), np.int64), "indices")
+    updates = numpy_helper.from_array(np.ones((1, 4), np.float32), "updates")
+    save("scatternd.onnx", [helper.make_node("ScatterND", ["x", "indices", "updates"], ["h"], name="sc1"),
+                            helper.make_node("ScatterND", ["h", "indices", "updates"], ["y"], name="sc2")],
+         [indices, updates])
 
 
 def _argv(case_id: str, d: Path) -> list[str]:

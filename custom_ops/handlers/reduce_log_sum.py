@@ -1,0 +1,37 @@
+"""ONNX ReduceLogSum -> TensorFlow, opsets 1, 11, 13, 18. The log of the sum.
+
+Axes, ``keepdims`` and ``noop_with_empty_axes``: :mod:`custom_ops.handlers.reduction`.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from onnx_tf.handlers.backend_handler import BackendHandler
+from onnx_tf.handlers.handler import onnx_op
+
+from .reduction import ReductionMixin
+
+
+def _reduce(x: tf.Tensor, axis, keepdims: bool) -> tf.Tensor:
+    return tf.math.log(tf.reduce_sum(x, axis, keepdims))
+
+
+@onnx_op("ReduceLogSum")
+class ReduceLogSum(ReductionMixin, BackendHandler):
+    reduce = staticmethod(_reduce)
+
+    @classmethod
+    def version_1(cls, node, **kwargs) -> list[tf.Tensor]:
+        return cls._common(node, **kwargs)
+
+    @classmethod
+    def version_11(cls, node, **kwargs) -> list[tf.Tensor]:
+        return cls._common(node, **kwargs)
+
+    @classmethod
+    def version_13(cls, node, **kwargs) -> list[tf.Tensor]:
+        return cls._common(node, **kwargs)
+
+    @classmethod
+    def version_18(cls, node, **kwargs) -> list[tf.Tensor]:
+        return cls._common(node, **kwargs)

@@ -1,0 +1,29 @@
+"""ONNX ReduceSum -> TensorFlow, opsets 1, 11, 13. The sum.
+
+Axes, ``keepdims`` and ``noop_with_empty_axes``: :mod:`custom_ops.handlers.reduction`.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from onnx_tf.handlers.backend_handler import BackendHandler
+from onnx_tf.handlers.handler import onnx_op
+
+from .reduction import ReductionMixin
+
+
+@onnx_op("ReduceSum")
+class ReduceSum(ReductionMixin, BackendHandler):
+    reduce = staticmethod(tf.reduce_sum)
+
+    @classmethod
+    def version_1(cls, node, **kwargs) -> list[tf.Tensor]:
+        return cls._common(node, **kwargs)
+
+    @classmethod
+    def version_11(cls, node, **kwargs) -> list[tf.Tensor]:
+        return cls._common(node, **kwargs)
+
+    @classmethod
+    def version_13(cls, node, **kwargs) -> list[tf.Tensor]:
+        return cls._common(node, **kwargs)
