@@ -68,23 +68,21 @@ def test_convert_of_an_unsupported_option_is_one_line_and_exit_2(tmp_path) -> No
 
 
 def test_an_option_onnx_tf_refuses_while_translating_is_one_line_and_exit_2(tmp_path) -> None:
-    """torch exports GRU with linear_before_reset=1, which onnx-tf's GRU handler refuses."""
-    import io
-    import warnings
+    """onnx-tf's Cast handler refuses a string input cast to float16 while translating."""
+    from onnx import TensorProto, helper
 
-    import torch
-
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(torch.nn.GRU(3, 4), (torch.zeros(5, 1, 3),), buffer, dynamo=False, opset_version=17,
-                          input_names=["x"])
-    (tmp_path / "gru.onnx").write_bytes(buffer.getvalue())
-    result = run_cli("convert", str(tmp_path / "gru.onnx"), "--out", str(tmp_path / "sm"))
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["x"], ["y"], name="to_half", to=TensorProto.FLOAT16)], "cast",
+        [helper.make_tensor_value_info("x", TensorProto.STRING, [None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [None])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    (tmp_path / "cast.onnx").write_bytes(model.SerializeToString())
+    result = run_cli("convert", str(tmp_path / "cast.onnx"), "--out", str(tmp_path / "sm"))
     assert result.returncode == 2, result.stderr[-3000:]
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: cannot convert") and "ONNX op GRU at node '/GRU'" in last, last
-    assert "linear_before_reset" in last and "internal error" not in result.stderr
+    assert last.startswith("error: cannot convert") and "ONNX op Cast at node 'to_half'" in last, last
+    assert "Cast string to type" in last and "internal error" not in result.stderr
     assert not (tmp_path / "sm").exists()
 
 
