@@ -135,3 +135,28 @@ def test_torch_export(opset: int) -> None:
     for shape in [(2, 3, 5), (1, 3, 9)]:
         x = torch.rand(*shape, generator=generator) + 0.5
         _compare(run_graph_module(model, {"x0": x.numpy()}), {"y": module(x).numpy()})
+
+
+class _MeanThenLinear(torch.nn.Module):
+    """A mean over time feeding a Linear (a speaker code from frames): the Gemm needs the rank."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.mean(dim=2))
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+def test_constant_axes_input_keeps_the_rank(opset: int) -> None:
+    """From opset 18 torch exports the axes as a Constant input: the reduced tensor must keep a
+    known rank for the Gemm after it (it had none: 'as_list() is not defined on an unknown
+    TensorShape')."""
+    torch.manual_seed(0)
+    module = _MeanThenLinear().eval()
+    generator = torch.Generator().manual_seed(opset)
+    model = export(module, (torch.rand(2, 3, 5, generator=generator),), opset, {"x0": {0: "b", 2: "t"}})
+    x = torch.rand(3, 3, 7, generator=generator)
+    with torch.no_grad():
+        _compare(run_graph_module(model, {"x0": x.numpy()}), {"y": module(x).numpy()})

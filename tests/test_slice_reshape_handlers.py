@@ -71,3 +71,48 @@ def test_reshape_with_copied_dims_compiles_under_xla(target, want_shape) -> None
         return reshape(t, tf.constant(target, tf.int64))
 
     np.testing.assert_array_equal(compiled(tf.constant(x)).numpy(), x.reshape(want_shape))
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+@pytest.mark.parametrize(
+    ("starts", "ends", "axes", "steps"),
+    [
+        ([0], [32], [1], None),  # the first half of torch's chunk(2) of 64 channels
+        ([32], [2**63 - 1], [1], None),  # the second half: an open end
+        ([-3, 1], [-1, 100], [2, 0], [1, 2]),  # negative bounds, an end past the size, a step
+        ([0, -100], [2, 3], None, None),  # default axes, a start before the beginning
+    ],
+)
+def test_bounds_computed_in_the_graph(starts, ends, axes, steps, jit_compile) -> None:
+    """Slice whose starts and ends are computed at run time (as torch's ``chunk`` exports them,
+    from the input's Shape): numpy's slice of the same clamped bounds, in graph mode and under
+    XLA. onnx-tf's implementation, which served these before, fails on axes out of order or
+    defaulted ("indices ... out of order" from its SparseToDense) and, inside the AdaIN-VC model
+    of tests/zoo, gave half of a 64-channel ``chunk`` a size XLA could not multiply with 32
+    channels (``test_zoo.py``'s ``adain_vc`` cases)."""
+    from onnx import helper
+    from onnx_tf.pb_wrapper import OnnxNode
+
+    from custom_ops.handlers.slice import Slice
+
+    x = np.arange(3 * 64 * 5, dtype=np.float32).reshape(3, 64, 5)
+    index = [slice(None)] * 3
+    for k, (start, end) in enumerate(zip(starts, ends)):
+        index[axes[k] if axes is not None else k] = slice(start, min(end, 2**31), steps[k] if steps else 1)
+    want = x[tuple(index)]
+    names = ["x", "starts", "ends"] + (["axes"] if axes is not None or steps is not None else [])
+    names += ["steps"] if steps is not None else []
+    node = OnnxNode(helper.make_node("Slice", names, ["y"]))
+    constants = {"axes": axes if axes is not None else list(range(len(starts))), "steps": steps}
+
+    @tf.function(jit_compile=jit_compile, input_signature=[tf.TensorSpec([None, 64, None])] * 1)
+    def sliced(t: tf.Tensor) -> tf.Tensor:
+        # bounds that are not trace-time constants: offset by a run-time zero from the input's shape
+        zero = tf.shape(t, out_type=tf.int64)[0] * 0
+        tensor_dict = {"x": t, "starts": tf.constant(starts, tf.int64) + zero,
+                       "ends": tf.constant([min(e, 2**62) for e in ends], tf.int64) + zero}
+        tensor_dict.update({name: tf.constant(constants[name], tf.int64) for name in names[3:]})
+        # a product with a tensor of the expected static shape, as adaptive instance norm does
+        return Slice.version_13(node, tensor_dict=tensor_dict)[0] * tf.ones(want.shape)
+
+    np.testing.assert_array_equal(sliced(tf.constant(x)).numpy(), want)

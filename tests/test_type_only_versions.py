@@ -89,3 +89,21 @@ def test_cast_between_tensorflow_types_still_runs() -> None:
     run_test_case(
         model, {"x": np.array([1.7, -2.2, 3.0], np.float32)}, {"y": np.array([1, -2, 3], np.int32)}
     )
+
+
+def test_our_own_handlers_are_not_replaced() -> None:
+    """Every op with a handler of our own is dispatched to it at every opset: a type-only class
+    made for such an op would replace it silently (Reshape-19 once did, and with it every
+    version lost the Reshape that compiles under XLA)."""
+    from onnx_tf.common.handler_helper import get_all_backend_handlers
+    from onnx_tf.handlers.backend_handler import BackendHandler
+
+    ours = {
+        handler.ONNX_OP: handler
+        for handler in BackendHandler.__subclasses__()
+        if handler.__module__.startswith("custom_ops.handlers.") and handler.DOMAIN == ""
+    }
+    assert "Reshape" in ours and "Slice" in ours
+    for opset in (13, 17, 19, 21, 23):
+        dispatched = get_all_backend_handlers({"": opset})[""]
+        assert {op: dispatched[op] for op in ours} == ours, opset

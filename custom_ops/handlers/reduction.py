@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -37,7 +38,14 @@ class ReductionMixin:
         if "axes" in node.attrs:
             axes = tf.constant(list(node.attrs["axes"]), tf.int64)
         elif len(node.inputs) > 1 and node.inputs[1]:
-            axes = tf.reshape(tf.cast(tensor_dict[node.inputs[1]], tf.int64), [-1])
+            given = tensor_dict[node.inputs[1]]
+            # read a constant's value before reshaping it: get_static_value does not see through a
+            # Reshape, and run-time axes give a result of unknown rank (a following Gemm fails)
+            known = tf.get_static_value(given)
+            if known is None:
+                axes = tf.reshape(tf.cast(given, tf.int64), [-1])
+            else:
+                axes = tf.constant(np.reshape(known, [-1]).astype(np.int64))
         else:
             axes = tf.zeros([0], tf.int64)
         reduce = cls.reduce

@@ -1,4 +1,4 @@
-"""ONNX Reshape -> TensorFlow (opsets 1, 5, 13, 14), with a target shape XLA can compute.
+"""ONNX Reshape -> TensorFlow (opsets 1, 5, 13, 14, and 19, 21, 23, which only added types), with a target shape XLA can compute.
 
 A 0 in ONNX's target shape copies the input's size on that axis (unless ``allowzero=1``,
 opset 14). onnx-tf finds the zeros with ``tf.where`` on the shape tensor, whose output size
@@ -53,4 +53,19 @@ class Reshape(BackendHandler):
     @classmethod
     def version_14(cls, node, **kwargs) -> list[tf.Tensor]:
         """Adds ``allowzero``."""
+        return cls.version_5(node, **kwargs)
+
+    @classmethod
+    def version_19(cls, node, **kwargs) -> list[tf.Tensor]:
+        """Adds float8 types."""
+        return cls.version_5(node, **kwargs)
+
+    @classmethod
+    def version_21(cls, node, **kwargs) -> list[tf.Tensor]:
+        """Adds int4/uint4."""
+        return cls.version_5(node, **kwargs)
+
+    @classmethod
+    def version_23(cls, node, **kwargs) -> list[tf.Tensor]:
+        """Adds float4e2m1."""
         return cls.version_5(node, **kwargs)

@@ -7,8 +7,12 @@ wrongly at compile time: the initial-state ``Slice`` of a 2-layer bidirectional 
 and the LSTM's reshape of it failed. When ``starts``, ``ends``, ``axes`` and ``steps`` are known
 at trace time (torch always exports them as constants) this handler writes Python slice
 semantics, which ONNX's clamping rules are: ``x[start:end:step]`` per axis, constant begin/end/
-strides with masks for open ends, so no bound depends on the input's shape. Otherwise it uses
-onnx-tf's implementation.
+strides with masks for open ends, so no bound depends on the input's shape. When only the axes
+and (positive) steps are known and the starts/ends are computed in the graph (torch's ``chunk``
+exports ends as ``(size + 1) / 2`` from the input's ``Shape``), :func:`dynamic_slice` clamps the
+bounds with plain arithmetic, which XLA folds correctly (through onnx-tf's implementation the
+first half of a 64-channel ``chunk(2)`` came out whole under XLA). Otherwise it uses onnx-tf's
+implementation.
 """
 
 from __future__ import annotations
@@ -44,6 +48,25 @@ def static_slice(
     return x[tuple(index)]
 
 
+def dynamic_slice(x: tf.Tensor, starts: tf.Tensor, ends: tf.Tensor, axes: np.ndarray | None,
+                  steps: np.ndarray | None) -> tf.Tensor:
+    """``x`` sliced with ONNX bounds computed at run time, constant axes and positive steps: each
+    bound is made non-negative (``+ size`` when negative) and clamped to ``[0, size]``."""
+    rank = x.shape.rank
+    axes = range(starts.shape[0]) if axes is None else [int(a) % rank for a in axes]
+    steps = [1] * len(axes) if steps is None else [int(s) for s in steps]
+    shape = tf.shape(x, out_type=tf.int64)
+    begin, end, strides = [tf.zeros([], tf.int64)] * rank, [shape[i] for i in range(rank)], [1] * rank
+    starts, ends = tf.cast(starts, tf.int64), tf.cast(ends, tf.int64)
+    for k, (axis, step) in enumerate(zip(axes, steps)):
+        size = shape[axis]
+        begin[axis], end[axis] = (
+            tf.clip_by_value(tf.where(bound < 0, bound + size, bound), 0, size) for bound in (starts[k], ends[k])
+        )
+        strides[axis] = step
+    return tf.strided_slice(x, tf.stack(begin), tf.stack(end), tf.constant(strides, tf.int64))
+
+
 @onnx_op("Slice")
 class Slice(BackendHandler):
     """Slice 1 (bounds as attributes), 10, 11 and 13 (bounds as inputs)."""
@@ -62,7 +85,14 @@ class Slice(BackendHandler):
         x = tensor_dict[node.inputs[0]]
         names = list(node.inputs[1:5]) + [""] * (5 - len(node.inputs))  # starts, ends, axes, steps
         bounds = [tf.get_static_value(tensor_dict[name]) if name else None for name in names]
-        if x.shape.rank is None or any(name and b is None for name, b in zip(names, bounds)):
+        if x.shape.rank is None:
+            return OnnxTfSlice.version_10(node, **kwargs)
+        if any(name and b is None for name, b in zip(names, bounds)):
+            axes, steps = bounds[2:]
+            known = tensor_dict[names[0]].shape.rank == 1 and tensor_dict[names[0]].shape[0] is not None
+            known = known and all(not name or b is not None for name, b in zip(names[2:], (axes, steps)))
+            if known and (steps is None or all(steps > 0)):
+                return [dynamic_slice(x, tensor_dict[names[0]], tensor_dict[names[1]], axes, steps)]
             return OnnxTfSlice.version_10(node, **kwargs)
         return [static_slice(x, *bounds)]
 
