@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.onnx_export import INPUT_NAMES, OUTPUT_NAMES
+from pipeline.models.autovc.spec import INPUT_NAMES, OUTPUT_NAMES
 
 from .common import Stats, interleaved, load_average, ort_session_options, paired_ratio
 
@@ -48,7 +48,7 @@ def torch_backend(artifact: Path) -> Backend:
     """The artefact's Generator in PyTorch, rebuilt from its manifest (seeded or checkpoint)."""
     import torch
 
-    from pipeline.autovc import AutoVC, load_generator, random_generator
+    from pipeline.models.autovc import AutoVC, load_generator, random_generator
 
     manifest = json.loads((artifact / "manifest.json").read_text())
     weights, sizes = manifest["weights"], manifest["hyperparameters"]

@@ -14,17 +14,17 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from pipeline.errors import PipelineError, UsageError
-from pipeline.inputs import DEFAULT_MAX_FRAMES
+from pipeline.models import DEFAULT_MODEL, MODELS, model_spec
+from pipeline.models.autovc.inputs import DEFAULT_MAX_FRAMES
 from pipeline.parity.chunks import DEFAULT_CHUNK_FRAMES
 from pipeline.parity.metrics import DEFAULT_TOLERANCE
-
+from pipeline.runtime.errors import PipelineError, UsageError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from pipeline.provenance import record_command
+    from pipeline.runtime.provenance import record_command
 
     record_command(sys.argv[1:] if argv is None else argv, parser.prog)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -131,16 +131,22 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
         "export",
         help="PyTorch AutoVC -> model.onnx -> TF SavedModel, checked against torch",
         description=(
-            "Build AutoVC (from --checkpoint, or seeded random weights when none is given), export it "
+            "Build the model (--model, AutoVC by default; from --checkpoint, or seeded random weights when "
+            "none is given), export it "
             "to ONNX, import it into TensorFlow with our handlers, write a SavedModel and check all "
             "three frameworks agree. Output folder: model.onnx, saved_model/, report/, manifest.json "
             "(and trainable/ with --trainable)."
         ),
     )
-    p.add_argument("--checkpoint", type=Path, help="AutoVC generator checkpoint (autovc.ckpt: {'model': state_dict})")
+    p.add_argument("--model", choices=tuple(MODELS), default=DEFAULT_MODEL,
+                   help="the model to build: " + "; ".join(f"{name}: {model_spec(name).summary}" for name in MODELS)
+                   + f" (default {DEFAULT_MODEL})")
+    p.add_argument("--checkpoint", type=Path,
+                   help="; ".join(f"{name}: {model_spec(name).checkpoint_format}" for name in MODELS))
     p.add_argument("--freq", type=int, default=32, help="code down-sampling factor of the checkpoint (default 32)")
     p.add_argument("--seed", type=int, default=0, help="seed for random weights when no --checkpoint (default 0)")
-    p.add_argument("--out", type=Path, help="output folder (default artifacts/<checkpoint name or autovc-random-seed0>)")
+    p.add_argument("--out", type=Path,
+                   help="output folder (default artifacts/<checkpoint name or MODEL-random-seed0, e.g. autovc-random-seed0>)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--fold-batchnorm", action="store_true",
                    help="fold BatchNorm into the preceding Conv (default: keep BatchNormalization nodes)")
@@ -155,7 +161,7 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
 
 
 def _tflite_flags(parser: argparse.ArgumentParser) -> None:
-    from pipeline.tflite import QUANTIZE_VARIANTS
+    from pipeline.stages.tflite import QUANTIZE_VARIANTS
 
     group = parser.add_argument_group("LiteRT (TFLite)")
     group.add_argument("--tflite", action="store_true",
@@ -242,9 +248,10 @@ def _add_train_parity(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from pipeline.export import ExportOptions, run_export
+    from pipeline.commands.export import ExportOptions, run_export
 
     options = ExportOptions(
+        model=args.model,
         checkpoint=args.checkpoint,
         freq=args.freq,
         seed=args.seed,
@@ -263,8 +270,8 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_parity(args: argparse.Namespace) -> int:
+    from pipeline.commands.parity import ParityOptions, run_parity_command
     from pipeline.parity.metrics import Tolerance
-    from pipeline.parity.command import ParityOptions, run_parity_command
 
     options = ParityOptions(
         onnx=args.onnx, saved_model=args.saved_model, report=args.report, checkpoint=args.checkpoint,
@@ -307,7 +314,7 @@ def _run_train_parity(args: argparse.Namespace) -> int:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from pipeline.convert import run_convert
+    from pipeline.commands.convert import run_convert
 
     return run_convert(args.model, args.out, force=args.force, tflite=args.tflite or bool(args.tflite_quantize),
                        tflite_quantize=_tflite_variants(args))

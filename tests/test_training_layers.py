@@ -15,8 +15,8 @@ from torch import nn
 
 from pipeline.parity.metrics import Tolerance
 from pipeline.training import TrainableGraph, TrainingExport, assign_state, export_onnx
+from pipeline.training.results import check_l2, check_tensor
 from pipeline.training.tolerances import BN_STATS, allowed, gradient_allowed_l2
-from pipeline.training.train_parity import check_l2, check_tensor
 from pipeline.training.trainable import numpy_state
 
 LAYER = Tolerance(atol=1e-6, rtol=1e-5)

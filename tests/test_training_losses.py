@@ -10,10 +10,10 @@ import tensorflow as tf
 import torch
 import torch.nn.functional as F
 
-from pipeline.autovc import random_generator
+from pipeline.models.autovc import random_generator
 from pipeline.training import autovc_loss, l1_loss, mse_loss, torch_autovc_loss
+from pipeline.training.results import check_tensor
 from pipeline.training.tolerances import LOSS, allowed
-from pipeline.training.train_parity import check_tensor
 
 SMALL = {"dim_neck": 8, "dim_emb": 16, "dim_pre": 32, "freq": 8, "conv_channels": 32, "decoder_lstm_size": 64}
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.autovc.model import N_MELS
-from pipeline.errors import UsageError
-from pipeline.inputs import default_inputs
+from pipeline.models.autovc.inputs import default_inputs
+from pipeline.models.autovc.model import N_MELS
+from pipeline.runtime.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import onnx
 
-from pipeline.artifacts import AtomicOutputDir
-from pipeline.errors import UsageError
-from pipeline.onnx_io import load_onnx
-from pipeline.progress import Progress
+from pipeline.runtime.artifacts import AtomicOutputDir
+from pipeline.runtime.errors import UsageError
+from pipeline.runtime.progress import Progress
+from pipeline.stages.onnx_io import load_onnx
 
 
 def run_convert(model_path: Path, out: Path, *, force: bool = False, tflite: bool = False,
@@ -25,7 +25,7 @@ def run_convert(model_path: Path, out: Path, *, force: bool = False, tflite: boo
 
     output = AtomicOutputDir(out, force=force, reads=[model_path])
     with output as temp:
-        from pipeline.tf_convert import OnnxGraphModule, write_saved_model
+        from pipeline.stages.tf_convert import OnnxGraphModule, write_saved_model
 
         with progress.stage("onnx -> tf"):
             module = OnnxGraphModule(model)
@@ -35,7 +35,7 @@ def run_convert(model_path: Path, out: Path, *, force: bool = False, tflite: boo
         except UnsupportedOptionError as error:  # refused by a handler while tracing
             raise UsageError(f"cannot convert {model_path}: {error}") from None
         if tflite or tflite_quantize:
-            from pipeline.tflite import report_section, write_tflite
+            from pipeline.stages.tflite import report_section, write_tflite
 
             with progress.stage("write tflite"):
                 models = write_tflite(module, temp, (None, *tflite_quantize))

@@ -1,4 +1,5 @@
-"""``python -m pipeline export``: checkpoint -> torch module -> ONNX -> TF SavedModel -> parity.
+"""``python -m pipeline export``: checkpoint -> torch module -> ONNX -> TF SavedModel -> parity,
+for any model of :data:`pipeline.models.MODELS` (``--model``, AutoVC by default).
 
 Each stage reads as one step below; everything is written into a temp folder that becomes
 ``--out`` only when every stage has finished.
@@ -11,11 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import provenance
-from pipeline.artifacts import AtomicOutputDir
-from pipeline.errors import PipelineError
-from pipeline.inputs import build_inputs
-from pipeline.onnx_io import load_onnx
+from pipeline.models import DEFAULT_MODEL, ModelSpec, model_spec
+from pipeline.models.autovc.spec import DEFAULT_FREQ
 from pipeline.parity import Tolerance, run_parity, summary_table, write_report_files
 from pipeline.parity.backends import (
     TORCH_CPU_THREADS,
@@ -23,8 +21,12 @@ from pipeline.parity.backends import (
     torch_threads,
 )
 from pipeline.parity.chunks import DEFAULT_CHUNK_FRAMES
-from pipeline.progress import Progress
-from pipeline.tflite import litert_backend
+from pipeline.runtime import provenance
+from pipeline.runtime.artifacts import AtomicOutputDir
+from pipeline.runtime.errors import PipelineError, UsageError
+from pipeline.runtime.progress import Progress
+from pipeline.stages.onnx_io import load_onnx
+from pipeline.stages.tflite import litert_backend
 
 DEFAULT_ARTIFACTS = Path("artifacts")
 # export promises max abs <= 1e-5 between every pair of frameworks on every output.
@@ -33,8 +35,9 @@ EXPORT_TOLERANCE = Tolerance(atol=1e-5, rtol=0.0)
 
 @dataclass
 class ExportOptions:
+    model: str = DEFAULT_MODEL  # a name in pipeline.models.MODELS
     checkpoint: Path | None = None
-    freq: int = 32
+    freq: int = DEFAULT_FREQ
     seed: int = 0
     out: Path | None = None
     opset: int = 17
@@ -42,33 +45,30 @@ class ExportOptions:
     device: str = "auto"
     force: bool = False
     trainable: bool = False  # also write trainable/ (pipeline.training.write_trainable)
-    inputs: dict = field(default_factory=dict)  # keyword arguments of pipeline.inputs.build_inputs
+    inputs: dict = field(default_factory=dict)  # the input flags, read by the model spec's inputs()
     parity_chunk_frames: int = DEFAULT_CHUNK_FRAMES  # frames budget per parity batch chunk (0: never split)
-    tflite: bool = False  # also write model.tflite (pipeline.tflite) and add LiteRT to the parity check
+    tflite: bool = False  # also write model.tflite (pipeline.stages.tflite) and add LiteRT to the parity check
     tflite_quantize: tuple[str, ...] = ()  # also write model.<variant>.tflite for each (implies tflite)
 
 
 def default_output_dir(options: ExportOptions) -> Path:
-    name = options.checkpoint.stem if options.checkpoint else f"autovc-random-seed{options.seed}"
-    return DEFAULT_ARTIFACTS / name
+    return DEFAULT_ARTIFACTS / model_spec(options.model).default_output_name(options)
 
 
 def run_export(options: ExportOptions) -> int:
     """Run every stage; 0 when all three frameworks agree, 1 when the parity check fails."""
-    from pipeline.autovc import AutoVC, load_generator, random_generator
-    from pipeline.devices import resolve_devices
-    from pipeline.onnx_export import DYNAMIC_AXES, check_onnxruntime, export_metadata, export_onnx
+    from pipeline.runtime.devices import resolve_devices
+    from pipeline.stages.onnx_export import check_onnxruntime, export_onnx
 
+    spec = model_spec(options.model)
+    _refuse_unused_flags(spec, options)
     progress = Progress()
     out = options.out or default_output_dir(options)
     with progress.stage("load model"):
-        if options.checkpoint is not None:
-            generator, info = load_generator(options.checkpoint, freq=options.freq)
-        else:
-            generator, info = random_generator(options.seed, freq=options.freq)
-        module = AutoVC(generator).eval()
+        loaded = spec.load(options)
+        module, info = loaded.module, loaded.info
     progress.info(f"  weights: {info['label']}")
-    inputs = build_inputs(dim_emb=generator.dim_emb, **options.inputs)
+    inputs = spec.inputs(loaded, options.inputs)
     input_files = provenance.build_input_files(checkpoint=options.checkpoint, **options.inputs)
 
     if options.tflite or options.tflite_quantize:
@@ -80,13 +80,13 @@ def run_export(options: ExportOptions) -> int:
         with progress.stage("devices"):
             plan = resolve_devices(options.device)
         progress.info(plan.describe())
-        from pipeline.tf_convert import OnnxGraphModule, write_saved_model
+        from pipeline.stages.tf_convert import OnnxGraphModule, write_saved_model
 
         onnx_path = temp / "model.onnx"
         with progress.stage("torch -> onnx"):
             exported = export_onnx(
-                module, onnx_path, opset=options.opset, keep_batchnorm=options.keep_batchnorm,
-                metadata=export_metadata(info),
+                module, onnx_path, spec=spec, opset=options.opset, keep_batchnorm=options.keep_batchnorm,
+                metadata=spec.metadata(info),
             )
         progress.info(f"  {exported.size_bytes / 1e6:.1f} MB, {sum(exported.op_counts.values())} nodes")
         module.to(plan.torch_device)
@@ -97,10 +97,9 @@ def run_export(options: ExportOptions) -> int:
         with progress.stage("onnx -> tf"):
             tf_module = OnnxGraphModule(load_onnx(onnx_path))
         with progress.stage("write savedmodel"):
-            # AutoVC zero-pads time to a multiple of freq itself: serving_xla compiles per bucket.
-            write_saved_model(tf_module, temp / "saved_model", xla_buckets={DYNAMIC_AXES["mel"][1]: options.freq})
+            write_saved_model(tf_module, temp / "saved_model", xla_buckets=spec.xla_buckets(options))
         if options.trainable:
-            _write_trainable(generator, temp / "trainable", progress)
+            _write_trainable(module.generator, temp / "trainable", progress)
         tflite_models = _write_tflite(tf_module, temp, options, progress)
 
         with progress.stage("parity"):
@@ -117,6 +116,7 @@ def run_export(options: ExportOptions) -> int:
             write_report_files(result, temp / "report")
         output.manifest.update({
             "kind": "export",
+            "model": spec.name,
             "weights": info["origin"],
             "weights_label": info["label"],
             "hyperparameters": info["hyperparameters"],
@@ -131,6 +131,20 @@ def run_export(options: ExportOptions) -> int:
     progress.info(f"artefacts: {out} (report: {out / 'report' / 'report.html'})")
     print(result.summary_line(), file=sys.stderr)
     return 0 if result.passed else 1
+
+
+def _refuse_unused_flags(spec: ModelSpec, options: ExportOptions) -> None:
+    """A model-specific flag given for a model that does not read it is a usage error."""
+    defaults = ExportOptions()
+    unused = [name for name in ("freq", "trainable") if name not in spec.flags
+              and getattr(options, name) != getattr(defaults, name)]
+    unused += [name for name, value in options.inputs.items() if name not in spec.input_flags and value]
+    if unused:
+        flags = ", ".join("--" + _FLAG_NAMES.get(name, name).replace("_", "-") for name in unused)
+        raise UsageError(f"{flags}: not an option of --model {spec.name}")
+
+
+_FLAG_NAMES = {"mel_files": "mel", "wav_files": "wav"}
 
 
 def _write_trainable(generator: Any, directory: Path, progress: Progress) -> None:
@@ -148,7 +162,7 @@ def _write_trainable(generator: Any, directory: Path, progress: Progress) -> Non
 
 def _write_tflite(tf_module: Any, directory: Path, options: ExportOptions, progress: Progress) -> list:
     """``model.tflite`` (and one file per ``--tflite-quantize`` variant) when asked, else nothing."""
-    from pipeline.tflite import write_tflite
+    from pipeline.stages.tflite import write_tflite
 
     if not (options.tflite or options.tflite_quantize):
         return []
@@ -163,7 +177,7 @@ def _tflite_report(models: list, result: Any, inputs: dict, directory: Path) -> 
     """The report's ``tflite`` section: every file, and each quantized variant's error against
     torch (onnxruntime without torch) on the parity chunk the report shows."""
     from pipeline.parity.chunks import take
-    from pipeline.tflite import report_section, variant_errors
+    from pipeline.stages.tflite import report_section, variant_errors
 
     reference = "torch" if "torch" in result.shown_outputs else "ort"
     start, stop = result.shown_rows or (0, None)

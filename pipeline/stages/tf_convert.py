@@ -27,9 +27,8 @@ from onnx import numpy_helper
 import custom_ops
 from custom_ops.lowering import Target, lowering, target
 from custom_ops.support import check_supported
-
-SIGNATURE_KEY = "serving_default"
-XLA_SIGNATURE_KEY = "serving_xla"
+from pipeline.stages.onnx_io import real_inputs
+from pipeline.stages.signatures import SIGNATURE_KEY, XLA_SIGNATURE_KEY
 
 
 def tf_name(onnx_name: str) -> str:
@@ -300,11 +299,8 @@ def graph_inputs(model: onnx.ModelProto) -> list[GraphInput]:
     """The graph's real inputs (not initializers); unknown or symbolic dims become None."""
     from onnx_tf.common.data_type import onnx2tf
 
-    initialized = {init.name for init in model.graph.initializer}
     found = []
-    for value in model.graph.input:
-        if value.name in initialized:
-            continue
+    for value in real_inputs(model.graph):
         tensor_type = value.type.tensor_type
         shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
                       for d in tensor_type.shape.dim)

@@ -12,26 +12,27 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import onnx
 
-from pipeline.artifacts import AtomicOutputDir
-from pipeline.errors import UsageError
-from pipeline.inputs import build_inputs, load_npy
-from pipeline.onnx_io import load_onnx
-from pipeline.progress import Progress
-from pipeline.provenance import build_input_files
+from pipeline.models import DEFAULT_MODEL, MODELS, model_spec
+from pipeline.models.autovc.inputs import build_inputs, load_npy
+from pipeline.models.autovc.spec import INPUT_NAMES as AUTOVC_INPUTS
+from pipeline.parity.cases import InputCase, metadata_sweep_cases
+from pipeline.parity.chunks import DEFAULT_CHUNK_FRAMES
+from pipeline.parity.metrics import DEFAULT_TOLERANCE, Tolerance
+from pipeline.parity.report import write_report
+from pipeline.parity.run import run_sweep
+from pipeline.parity.terminal import summary_table
+from pipeline.runtime.artifacts import AtomicOutputDir
+from pipeline.runtime.errors import UsageError
+from pipeline.runtime.progress import Progress
+from pipeline.runtime.provenance import build_input_files
+from pipeline.stages.onnx_io import load_onnx, real_inputs
 
-from .cases import InputCase, metadata_sweep_cases
-from .chunks import DEFAULT_CHUNK_FRAMES
-from .metrics import DEFAULT_TOLERANCE, Tolerance
-from .report import write_report
-from .run import run_sweep
-from .terminal import summary_table
-
-AUTOVC_INPUTS = ("mel", "emb_src", "emb_trg")
 GENERIC_DYNAMIC_DIM = 4
 
 
@@ -56,7 +57,7 @@ class ParityOptions:
 
 
 def run_parity_command(options: ParityOptions) -> int:
-    from pipeline.devices import resolve_devices
+    from pipeline.runtime.devices import resolve_devices
 
     progress = Progress()
     reads = [options.onnx, options.saved_model, *(path for _, path in _input_files(options))]
@@ -89,7 +90,7 @@ def _litert(path: Path | None) -> list:
         return []
     if not Path(path).is_file():
         raise UsageError(f"--tflite {path}: no such file")
-    from .backends import LITERT, BackendSpec, LitertBackend
+    from pipeline.parity.backends import LITERT, BackendSpec, LitertBackend
 
     return [BackendSpec(LITERT, lambda output_names: LitertBackend(path, output_names), Path(path))]
 
@@ -115,22 +116,24 @@ def _sweep_files(path: Path) -> list[Path]:
 
 
 def _torch_module(model: onnx.ModelProto, options: ParityOptions) -> tuple[Any, str]:
-    """The AutoVC module the ONNX came from, when known, and a label of its weights."""
-    from pipeline.autovc import AutoVC, load_generator, random_generator
-
-    if options.checkpoint is not None:
-        generator, info = load_generator(options.checkpoint, freq=options.freq)
-        return AutoVC(generator).eval(), info["label"]
+    """The PyTorch module the ONNX came from, when known, and a label of its weights: the model
+    its metadata names (written by ``export``; AutoVC when there is none), from ``--checkpoint``
+    or rebuilt from the recorded seed."""
     props = {p.key: p.value for p in model.metadata_props}
+    spec = model_spec(next((name for name in MODELS if f"{name}.weights_origin" in props), DEFAULT_MODEL))
+    if options.checkpoint is not None:
+        loaded = spec.load(SimpleNamespace(checkpoint=options.checkpoint, seed=0, freq=options.freq))
+        return loaded.module, loaded.info["label"]
     try:
-        origin = json.loads(props["autovc.weights_origin"])
-        hyperparameters = json.loads(props["autovc.hyperparameters"])
+        origin = json.loads(props[f"{spec.name}.weights_origin"])
+        hyperparameters = json.loads(props[f"{spec.name}.hyperparameters"])
     except (KeyError, ValueError):
-        return None, props.get("autovc.weights_label", "unknown (no PyTorch module: onnxruntime vs TensorFlow only)")
+        return None, props.get(f"{spec.name}.weights_label",
+                               "unknown (no PyTorch module: onnxruntime vs TensorFlow only)")
     if origin.get("kind") != "random":
-        return None, f"{props.get('autovc.weights_label', 'checkpoint')} (pass --checkpoint to include PyTorch)"
-    generator, info = random_generator(origin["seed"], **hyperparameters)
-    return AutoVC(generator).eval(), info["label"]
+        return None, f"{props.get(f'{spec.name}.weights_label', 'checkpoint')} (pass --checkpoint to include PyTorch)"
+    loaded = spec.random(origin["seed"], hyperparameters)
+    return loaded.module, loaded.info["label"]
 
 
 def _cases(model: onnx.ModelProto, options: ParityOptions, torch_module: Any) -> list[InputCase]:
@@ -141,7 +144,7 @@ def _cases(model: onnx.ModelProto, options: ParityOptions, torch_module: Any) ->
         if missing:
             raise UsageError(f"--input is missing for model input(s): {', '.join(missing)}")
         return [InputCase("input", arrays, {"source": {k: str(v) for k, v in options.named_inputs.items()}})]
-    if tuple(names) != AUTOVC_INPUTS:
+    if tuple(names) != AUTOVC_INPUTS:  # any other model: seeded random inputs
         return [_random_case(model)]
     dim_emb = _static_dim(model, "emb_src", 1)
     if options.sweep is not None:
@@ -169,8 +172,7 @@ def _sweep_cases(path: Path, dim_emb: int) -> list[InputCase]:
 
 
 def _input_names(model: onnx.ModelProto) -> list[str]:
-    initialized = {i.name for i in model.graph.initializer}
-    return [i.name for i in model.graph.input if i.name not in initialized]
+    return [value.name for value in real_inputs(model.graph)]
 
 
 def _static_dim(model: onnx.ModelProto, name: str, axis: int) -> int:
@@ -188,10 +190,7 @@ def _random_case(model: onnx.ModelProto) -> InputCase:
     """Seeded normal inputs for a model that is not AutoVC; unknown dims get a fixed size."""
     rng = np.random.default_rng(0)
     arrays = {}
-    initialized = {i.name for i in model.graph.initializer}
-    for value in model.graph.input:
-        if value.name in initialized:
-            continue
+    for value in real_inputs(model.graph):
         tensor_type = value.type.tensor_type
         shape = [d.dim_value if d.dim_value > 0 else GENERIC_DYNAMIC_DIM for d in tensor_type.shape.dim]
         dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
