@@ -14,7 +14,7 @@ import torch
 from ai_edge_litert.interpreter import Interpreter
 
 from pipeline.models.autovc import AutoVC, load_generator, random_generator
-from pipeline.stages.onnx_export import INPUT_NAMES, OUTPUT_NAMES
+from pipeline.models.autovc.spec import INPUT_NAMES, OUTPUT_NAMES
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow

@@ -7,12 +7,14 @@ Each stage reads as one step below; everything is written into a temp folder tha
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.models import DEFAULT_MODEL, ModelSpec, model_spec
+from pipeline.commands.flags import common, device, input_flags, input_options, tflite_flags, tflite_variants
+from pipeline.models import DEFAULT_MODEL, MODELS, ModelSpec, model_spec
 from pipeline.models.autovc.spec import DEFAULT_FREQ
 from pipeline.parity import Tolerance, run_parity, summary_table, write_report_files
 from pipeline.parity.backends import (
@@ -193,3 +195,57 @@ def _require_close(errors: dict[str, float], progress: Progress) -> None:
     if broken:
         detail = ", ".join(f"{k} {v:.2e}" for k, v in broken.items())
         raise PipelineError(f"onnxruntime disagrees with torch beyond {EXPORT_TOLERANCE.atol:g} max abs: {detail}")
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "export",
+        help="PyTorch AutoVC -> model.onnx -> TF SavedModel, checked against torch",
+        description=(
+            "Build the model (--model, AutoVC by default; from --checkpoint, or seeded random weights when "
+            "none is given), export it "
+            "to ONNX, import it into TensorFlow with our handlers, write a SavedModel and check all "
+            "three frameworks agree. Output folder: model.onnx, saved_model/, report/, manifest.json "
+            "(and trainable/ with --trainable)."
+        ),
+    )
+    p.add_argument("--model", choices=tuple(MODELS), default=DEFAULT_MODEL,
+                   help="the model to build: " + "; ".join(f"{name}: {model_spec(name).summary}" for name in MODELS)
+                   + f" (default {DEFAULT_MODEL})")
+    p.add_argument("--checkpoint", type=Path,
+                   help="; ".join(f"{name}: {model_spec(name).checkpoint_format}" for name in MODELS))
+    p.add_argument("--freq", type=int, default=32, help="code down-sampling factor of the checkpoint (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random weights when no --checkpoint (default 0)")
+    p.add_argument("--out", type=Path,
+                   help="output folder (default artifacts/<checkpoint name or MODEL-random-seed0, e.g. autovc-random-seed0>)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--fold-batchnorm", action="store_true",
+                   help="fold BatchNorm into the preceding Conv (default: keep BatchNormalization nodes)")
+    p.add_argument("--trainable", action="store_true",
+                   help="also write trainable/: a TF SavedModel to fine-tune, variables named after the "
+                   "PyTorch parameters, with train_forward, loss and inference (about 30 s and 115 MB more)")
+    tflite_flags(p)
+    device(p)
+    input_flags(p)
+    common(p)
+    p.set_defaults(command=run_args)
+
+
+def run_args(args: argparse.Namespace) -> int:
+    options = ExportOptions(
+        model=args.model,
+        checkpoint=args.checkpoint,
+        freq=args.freq,
+        seed=args.seed,
+        out=args.out,
+        opset=args.opset,
+        keep_batchnorm=not args.fold_batchnorm,
+        device=args.device,
+        force=args.force,
+        trainable=args.trainable,
+        inputs=input_options(args),
+        parity_chunk_frames=args.parity_chunk_frames,
+        tflite=args.tflite,
+        tflite_quantize=tflite_variants(args),
+    )
+    return run_export(options)

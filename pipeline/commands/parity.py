@@ -8,6 +8,7 @@ ONNX model is compared two ways, onnxruntime against TensorFlow.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from pipeline.commands.flags import common, device, input_flags, input_options, key_value
 from pipeline.models import DEFAULT_MODEL, MODELS, model_spec
 from pipeline.models.autovc.inputs import build_inputs, load_npy
 from pipeline.models.autovc.spec import INPUT_NAMES as AUTOVC_INPUTS
@@ -146,7 +148,7 @@ def _cases(model: onnx.ModelProto, options: ParityOptions, torch_module: Any) ->
         return [InputCase("input", arrays, {"source": {k: str(v) for k, v in options.named_inputs.items()}})]
     if tuple(names) != AUTOVC_INPUTS:  # any other model: seeded random inputs
         return [_random_case(model)]
-    dim_emb = _static_dim(model, "emb_src", 1)
+    dim_emb = _static_dim(model, AUTOVC_INPUTS[1], 1)
     if options.sweep is not None:
         return _sweep_cases(options.sweep, dim_emb)
     batch = build_inputs(dim_emb=dim_emb, **options.inputs)
@@ -197,3 +199,59 @@ def _random_case(model: onnx.ModelProto) -> InputCase:
         arrays[value.name] = rng.standard_normal(shape).astype(dtype)
     description = {"source": f"seeded random normal (seed 0), unknown dims = {GENERIC_DYNAMIC_DIM}"}
     return InputCase("random", arrays, description)
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "parity",
+        help="compare PyTorch, onnxruntime and TensorFlow on the same inputs; write report.json/html",
+        description=(
+            "Run the same inputs through onnxruntime (--onnx), the TF SavedModel (--saved-model) and, "
+            "when the PyTorch AutoVC is known (--checkpoint, or random weights recorded in the ONNX "
+            "metadata), PyTorch; compare every pair per output and per ONNX node. Exit 1 when a pair "
+            "breaks the tolerance: |candidate - reference| <= atol + rtol * |reference| per element."
+        ),
+    )
+    p.add_argument("--onnx", type=Path, required=True, help="the ONNX model")
+    p.add_argument("--saved-model", type=Path, required=True, help="the TF SavedModel folder")
+    p.add_argument("--report", type=Path, required=True,
+                   help="folder for report.json, report.html, summary.txt (and manifest.json)")
+    p.add_argument("--tflite", type=Path, metavar="FILE",
+                   help="a LiteRT model of the same graph (e.g. export's model.tflite): adds the LiteRT backend")
+    p.add_argument("--checkpoint", type=Path,
+                   help="checkpoint the ONNX was exported from, of the model its metadata names (AutoVC when none; adds PyTorch)")
+    p.add_argument("--freq", type=int, default=32, help="code down-sampling factor of the checkpoint (default 32)")
+    p.add_argument("--sweep", type=Path, metavar="PATH",
+                   help="many inputs: a metadata.npz, or a folder with metadata.npz, .wav and mel .npy files")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="an input by ONNX name, for models that are not AutoVC (default: seeded random)")
+    p.add_argument("--atol", type=float, default=DEFAULT_TOLERANCE.atol, help=f"default {DEFAULT_TOLERANCE.atol:g}")
+    p.add_argument("--rtol", type=float, default=DEFAULT_TOLERANCE.rtol, help=f"default {DEFAULT_TOLERANCE.rtol:g}")
+    p.add_argument("--tolerance", action="append", default=[], metavar="OUTPUT=ATOL,RTOL",
+                   help="tolerance for one output, e.g. codes=1e-6,0")
+    p.add_argument("--no-per-layer", action="store_true", help="skip the per-node comparison")
+    device(p)
+    input_flags(p)
+    common(p)
+    p.set_defaults(command=run_args)
+
+
+def run_args(args: argparse.Namespace) -> int:
+    options = ParityOptions(
+        onnx=args.onnx, saved_model=args.saved_model, report=args.report, checkpoint=args.checkpoint,
+        freq=args.freq, device=args.device, sweep=args.sweep,
+        named_inputs=dict(key_value(item, "--input", Path) for item in args.input),
+        inputs=input_options(args), atol=args.atol, rtol=args.rtol,
+        per_output={name: Tolerance(*value) for name, value in
+                    (key_value(item, "--tolerance", _atol_rtol) for item in args.tolerance)},
+        per_layer=not args.no_per_layer, chunk_frames=args.parity_chunk_frames, force=args.force,
+        tflite=args.tflite,
+    )
+    return run_parity_command(options)
+
+
+def _atol_rtol(text: str) -> tuple[float, float]:
+    atol, sep, rtol = text.partition(",")
+    if not sep:
+        raise ValueError("expected ATOL,RTOL")
+    return float(atol), float(rtol)

@@ -73,7 +73,6 @@ class OnnxGraphModule(tf.Module):
         from onnx_tf.backend import TensorflowBackend
         from onnx_tf.backend_tf_module import TFModuleHelper
 
-        self._backend = TensorflowBackend
         self._graph = model.graph
         self._opset = list(model.opset_import)
         self._handlers = TensorflowBackend._get_handlers(self._opset)
@@ -92,22 +91,13 @@ class OnnxGraphModule(tf.Module):
     @tf.autograph.experimental.do_not_convert
     def tensors(self, **inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         """Every value of the graph; see :func:`translate_node` for how nodes are traced."""
-        from onnx_tf.pb_wrapper import OnnxNode
-
-        # onnx-tf keeps each op's version on the handler class, set by the last _get_handlers()
-        # call in the process: refresh it for this graph's opset before translating.
-        handlers = self._backend._get_handlers(self._opset)
         values: dict[str, tf.Tensor] = {}
         for graph_input in self.inputs:
             values[graph_input.onnx_name] = inputs[graph_input.tf_name]
         # Variables are read here, so that every handler sees plain tensors in ONNX layout.
         values.update({name: self._onnx_layout(name) for name in self._initializers})
         values.update(self._handler_variables)
-        for node_proto in self._graph.node:
-            node = OnnxNode(node_proto)
-            results = translate_node(node, values, handlers, self._opset)
-            values.update(zip(node.outputs, results))
-        return values
+        return translate_graph(self._graph, self._opset, values)
 
     def _onnx_layout(self, name: str) -> tf.Tensor:
         """An initializer as ONNX lays it out, whichever way it is stored."""
@@ -218,6 +208,30 @@ _node_ops_autograph = tf.autograph.to_graph(_node_ops)
 # such op) and every official onnx node test model (onnx 1.18) with this module: these three
 # convert through AutoGraph; Hardmax and Loop raise TypeError too but fail through AutoGraph as well.
 AUTOGRAPH_OPS: frozenset[str] = frozenset({"NonMaxSuppression", "ReduceSum", "Trilu"})
+
+
+def translate_graph(
+    graph: onnx.GraphProto,
+    opset: list,
+    values: dict,
+    after_node: Callable[[onnx.NodeProto, list, dict], None] | None = None,
+) -> dict:
+    """Translate the nodes of ``graph`` in order into ``values`` (ONNX name -> tensor, holding
+    the graph inputs and initialisers on entry) and return it; ``after_node(node, results,
+    values)``, when given, runs after each node (to rebind values)."""
+    from onnx_tf.backend import TensorflowBackend
+    from onnx_tf.pb_wrapper import OnnxNode
+
+    # onnx-tf keeps each op's version on the handler class, set by the last _get_handlers()
+    # call in the process: refresh it for this graph's opset before translating.
+    handlers = TensorflowBackend._get_handlers(opset)
+    for node_proto in graph.node:
+        node = OnnxNode(node_proto)
+        results = translate_node(node, values, handlers, opset)
+        values.update(zip(node.outputs, results))
+        if after_node is not None:
+            after_node(node_proto, results, values)
+    return values
 
 
 def translate_node(node: Any, values: dict, handlers: dict, opset: list) -> list[tf.Tensor]:

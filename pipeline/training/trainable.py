@@ -46,7 +46,7 @@ from pipeline.models.autovc.spec import DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES
 from pipeline.stages.onnx_export import export_to_bytes
 from pipeline.stages.onnx_io import real_inputs
 from pipeline.stages.signatures import SIGNATURE_KEY
-from pipeline.stages.tf_convert import graph_inputs, tf_name, translate_node
+from pipeline.stages.tf_convert import graph_inputs, tf_name, translate_graph
 
 from .losses import LossTerms, autovc_loss
 
@@ -204,18 +204,8 @@ class TrainableGraph(tf.Module):
     ) -> dict[str, tf.Tensor]:
         """Translate ``graph`` node by node into ``values``; after a BatchNorm node that
         outputs running statistics, its statistics' names are rebound to the updated values."""
-        from onnx_tf.backend import TensorflowBackend
-        from onnx_tf.pb_wrapper import OnnxNode
-
-        handlers = TensorflowBackend._get_handlers(opset)
         values.update(zip((value.name for value in real_inputs(graph)), inputs))
-        for node_proto in graph.node:
-            node = OnnxNode(node_proto)
-            results = translate_node(node, values, handlers, opset)
-            values.update(zip(node.outputs, results))
-            if _updates_running_stats(node_proto):
-                values[node_proto.input[3]] = results[1]
-                values[node_proto.input[4]] = results[2]
+        translate_graph(graph, opset, values, _rebind_running_stats)
         return {tf_name(o.name): tf.identity(values[o.name], name=tf_name(o.name)) for o in graph.output}
 
     def _train_forward(self, *inputs: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -245,6 +235,13 @@ class TrainableGraph(tf.Module):
 def _updates_running_stats(node: onnx.NodeProto) -> bool:
     """A training-mode BatchNormalization node that outputs running mean and variance."""
     return node.op_type == "BatchNormalization" and len(node.output) >= 3 and all(node.output[1:3])
+
+
+def _rebind_running_stats(node: onnx.NodeProto, results: list, values: dict) -> None:
+    """After such a node, its statistics' input names hold the updated values."""
+    if _updates_running_stats(node):
+        values[node.input[3]] = results[1]
+        values[node.input[4]] = results[2]
 
 
 def _check_initializers(model: onnx.ModelProto, export: TrainingExport) -> None:
@@ -321,9 +318,7 @@ class TrainableAutoVC(TrainableGraph):
 
     def _loss(self, mel: tf.Tensor, emb: tf.Tensor) -> dict[str, tf.Tensor]:
         outputs = self.train_forward(mel, emb)
-        terms: LossTerms = autovc_loss(
-            mel, outputs["mel_decoder"], outputs["mel_postnet"], outputs["codes"], outputs["codes_reconst"]
-        )
+        terms: LossTerms = autovc_loss(mel, *(outputs[name] for name in TRAIN_OUTPUTS))
         return terms.as_dict()
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from scipy import signal
 
 from pipeline.models.autovc.audio import FMAX, SAMPLE_RATE, wav_to_mel
+from pipeline.models.autovc.spec import INPUT_NAMES
 
 DEFAULT_INPUT_LABEL = "synthetic voiced utterance, 1.8 s at 16 kHz, f0 100-220 Hz, vowels /a/ then /i/"
 DURATION_S = 1.8
@@ -97,5 +98,6 @@ def default_embeddings(dim_emb: int = 256) -> tuple[np.ndarray, np.ndarray]:
 
 def default_batch(dim_emb: int = 256) -> dict[str, np.ndarray]:
     """The default model inputs by ONNX input name: mel (1, T, 80), emb_src and emb_trg (1, dim_emb)."""
-    emb_src, emb_trg = default_embeddings(dim_emb)
-    return {"mel": default_mel()[None], "emb_src": emb_src[None], "emb_trg": emb_trg[None]}
+    mel, emb_src, emb_trg = INPUT_NAMES
+    source, target = default_embeddings(dim_emb)
+    return {mel: default_mel()[None], emb_src: source[None], emb_trg: target[None]}

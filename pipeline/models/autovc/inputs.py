@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.models.autovc.audio import N_MELS
+from pipeline.models.autovc.spec import INPUT_NAMES
 from pipeline.runtime.errors import UsageError
 
 DEFAULT_MAX_FRAMES = 8192  # about 131 s of audio at 16 kHz, hop 256
@@ -96,7 +97,7 @@ def build_inputs(
         src_label = "default"
     target = read_embeddings(emb_trg, len(mels), dim_emb) if emb_trg is not None else source
     trg_label = str(emb_trg) if emb_trg is not None else "same as source (reconstruction)"
-    arrays = {"mel": mel, "emb_src": source.astype(np.float32), "emb_trg": target.astype(np.float32)}
+    arrays = dict(zip(INPUT_NAMES, (mel, source.astype(np.float32), target.astype(np.float32))))
     return InputBatch(arrays, lengths, sources, f"source: {src_label}; target: {trg_label}")
 
 
