@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.onnx_export import INPUT_NAMES, OUTPUT_NAMES
+from pipeline.models.autovc.spec import INPUT_NAMES, OUTPUT_NAMES
+from pipeline.runtime.devices import CPU_EP
+from pipeline.stages.signatures import SIGNATURE_KEY, XLA_SIGNATURE_KEY
 
 from .common import Stats, interleaved, load_average, ort_session_options, paired_ratio
 
@@ -28,7 +30,7 @@ TORCH, ORT, TF, TF_XLA, LITERT = "torch", "onnxruntime", "tf_savedmodel", "tf_xl
 BACKEND_LABELS = {
     TORCH: "torch eager", ORT: "onnxruntime", TF: "TF serving_default", TF_XLA: "TF serving_xla", LITERT: "LiteRT",
 }
-TF_SIGNATURES = {TF: "serving_default", TF_XLA: "serving_xla"}
+TF_SIGNATURES = {TF: SIGNATURE_KEY, TF_XLA: XLA_SIGNATURE_KEY}
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ def torch_backend(artifact: Path) -> Backend:
     """The artefact's Generator in PyTorch, rebuilt from its manifest (seeded or checkpoint)."""
     import torch
 
-    from pipeline.autovc import AutoVC, load_generator, random_generator
+    from pipeline.models.autovc import AutoVC, load_generator, random_generator
 
     manifest = json.loads((artifact / "manifest.json").read_text())
     weights, sizes = manifest["weights"], manifest["hyperparameters"]
@@ -75,7 +77,7 @@ def ort_backend(artifact: Path, threads: int) -> Backend:
     import onnxruntime as ort
 
     session = ort.InferenceSession(
-        str(artifact / "model.onnx"), ort_session_options(threads), providers=["CPUExecutionProvider"]
+        str(artifact / "model.onnx"), ort_session_options(threads), providers=[CPU_EP]
     )
 
     def bind(inputs: dict[str, np.ndarray]) -> Callable[[], dict[str, np.ndarray]]:
@@ -129,10 +131,11 @@ def litert_backend(model: Path, threads: int) -> Backend:
 def model_inputs(batch: int, frames: int, dim_emb: int = 256) -> dict[str, np.ndarray]:
     """A mel in [0, 1) like the AutoVC front-end's and small speaker embeddings, seeded by shape."""
     rng = np.random.default_rng(batch * 100_000 + frames)
+    mel, emb_src, emb_trg = INPUT_NAMES
     return {
-        "mel": rng.uniform(0.0, 1.0, (batch, frames, 80)).astype(np.float32),
-        "emb_src": rng.normal(0.0, 0.05, (batch, dim_emb)).astype(np.float32),
-        "emb_trg": rng.normal(0.0, 0.05, (batch, dim_emb)).astype(np.float32),
+        mel: rng.uniform(0.0, 1.0, (batch, frames, 80)).astype(np.float32),
+        emb_src: rng.normal(0.0, 0.05, (batch, dim_emb)).astype(np.float32),
+        emb_trg: rng.normal(0.0, 0.05, (batch, dim_emb)).astype(np.float32),
     }
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.runtime.devices import CPU_EP
+
 from .common import Stats, interleaved, load_average, ort_session_options, paired_ratio
 
 TORCH, ORT, TF_FUSED, TF_LOOP, TF_XLA = "torch", "onnxruntime", "tf_fused_op", "tf_while_loop", "tf_xla"
@@ -82,7 +84,7 @@ def _ort_session(layer: Layer, weights: tuple[np.ndarray, ...], threads: int) ->
         initializer=[numpy_helper.from_array(v, n) for n, v in zip("WRB", weights)],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    return ort.InferenceSession(model.SerializeToString(), ort_session_options(threads), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), ort_session_options(threads), providers=[CPU_EP])
 
 
 def _tf_function(layer: Layer, weights: tuple[np.ndarray, ...], variant: str) -> Callable[[Any], Any]:

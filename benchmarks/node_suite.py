@@ -3,7 +3,7 @@
 Every ``onnx/backend/test/data/node/test_*`` folder of the installed onnx (1,450 in onnx 1.18) is
 run two ways, each in its own worker process (the two run side by side):
 
-- **ours**: the path ``convert`` takes: :class:`pipeline.tf_convert.OnnxGraphModule` (its
+- **ours**: the path ``convert`` takes: :class:`pipeline.stages.tf_convert.OnnxGraphModule` (its
   up-front op check, then the traced serving function) with our handlers registered;
 - **stock**: onnx-tf 1.10's own ``prepare(model).run(inputs)`` without our handlers (only the
   import shims of :mod:`custom_ops.compat`).
@@ -42,6 +42,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from pipeline.stages.onnx_io import real_inputs
+
 from .common import machine
 
 HERE = Path(__file__).resolve().parent
@@ -63,7 +65,7 @@ def run_graph_module(model: onnx.ModelProto, inputs: dict[str, Any]) -> dict[str
     function, outputs keyed by ONNX name."""
     import tensorflow as tf
 
-    from pipeline.tf_convert import OnnxGraphModule, tf_name
+    from pipeline.stages.tf_convert import OnnxGraphModule, tf_name
 
     module = OnnxGraphModule(model)
     serving = module.serving_function()
@@ -76,8 +78,7 @@ def load_test(folder: Path) -> tuple[onnx.ModelProto, list[tuple[dict, dict]]]:
     """The model and its ``(inputs, expected outputs)`` data sets, keyed by graph value names;
     sequences load as lists and optionals as their value or None."""
     model = onnx.load(folder / "model.onnx")
-    initialized = {i.name for i in model.graph.initializer}
-    inputs = [v for v in model.graph.input if v.name not in initialized]
+    inputs = real_inputs(model.graph)
     cases = []
     for data_set in sorted(folder.glob("test_data_set_*")):
         feeds = {v.name: _read(data_set / f"input_{i}.pb", v.type) for i, v in enumerate(inputs)}

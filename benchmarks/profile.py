@@ -24,6 +24,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pipeline.runtime.devices import CPU_EP
+from pipeline.stages.signatures import SIGNATURE_KEY
+
 from .common import ort_session_options
 from .latency import OUTPUT_NAMES, model_inputs
 
@@ -96,7 +99,7 @@ def _profile_tf(artifact: Path, inputs: dict) -> dict[str, Any]:
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(artifact / "saved_model"))
-    wall, space = _trace(loaded.signatures["serving_default"], inputs)
+    wall, space = _trace(loaded.signatures[SIGNATURE_KEY], inputs)
 
     by_op: Counter[str] = Counter()
     calls: Counter[str] = Counter()
@@ -127,7 +130,7 @@ def _profile_ort(artifact: Path, inputs: dict, threads: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="autovc-ortprof-") as folder:
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(folder) / "ort")
-        session = ort.InferenceSession(str(artifact / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(artifact / "model.onnx"), options, providers=[CPU_EP])
         session.run(list(OUTPUT_NAMES), inputs)
         start = time.perf_counter()
         session.run(list(OUTPUT_NAMES), inputs)

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.artifacts import check_output_file, write_file
-from pipeline.errors import UsageError
+from pipeline.runtime.artifacts import check_output_file, write_file
+from pipeline.runtime.errors import UsageError
 
 from . import conversion, report
 from .common import machine

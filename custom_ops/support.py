@@ -19,12 +19,11 @@ model cannot change how an already prepared model of another opset is traced.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import contextlib
 
 import onnx
 from onnx import defs

@@ -15,8 +15,8 @@ echo "== devices (torch CUDA device, onnxruntime CUDA session, TensorFlow GPU)"
 "$PYTHON" - <<'PY'
 import sys
 
-from pipeline.devices import resolve_devices
-from pipeline.errors import PipelineError
+from pipeline.runtime.devices import resolve_devices
+from pipeline.runtime.errors import PipelineError
 
 try:
     print(resolve_devices("cuda").describe())

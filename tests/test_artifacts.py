@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from pipeline.artifacts import MANIFEST, AtomicOutputDir, is_ours
-from pipeline.errors import PipelineError, UsageError
+from pipeline.runtime.artifacts import MANIFEST, AtomicOutputDir, is_ours
+from pipeline.runtime.errors import PipelineError, UsageError
 
 
 def _write(dest, text, **kwargs):
@@ -86,7 +86,7 @@ def test_second_concurrent_writer_fails_clearly(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
-            from pipeline.artifacts import AtomicOutputDir
+            from pipeline.runtime.artifacts import AtomicOutputDir
             with AtomicOutputDir({str(dest)!r}) as temp:
                 (temp / "payload.txt").write_text("first")
                 print("holding", flush=True)

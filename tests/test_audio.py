@@ -1,4 +1,4 @@
-"""Audio front-end (pipeline.audio) and the embedded default input (pipeline.default_input)."""
+"""Audio front-end (pipeline.models.autovc.audio) and the embedded default input (pipeline.models.autovc.default_input)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from pipeline.audio import (
+from pipeline.models.autovc.audio import (
     DITHER_GAIN,
     FMAX,
     FMIN,
@@ -30,13 +30,13 @@ from pipeline.audio import (
     mel_to_hz,
     wav_to_mel,
 )
-from pipeline.default_input import (
+from pipeline.models.autovc.default_input import (
     EMBEDDING_NORM,
     default_batch,
     default_embeddings,
     default_mel,
 )
-from pipeline.errors import UsageError
+from pipeline.runtime.errors import UsageError
 
 WAV_NAMES = ("p225_003.wav", "p226_008.wav", "p227_011.wav", "p228_005.wav")
 

@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.autovc import AutoVC, Generator, random_generator
-
+from pipeline.models.autovc import AutoVC, Generator, random_generator
 
 # --- Transcription of the original model_vc.py: list-based loops, hard-coded widths. ---
 

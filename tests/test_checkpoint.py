@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.autovc import DEFAULT_HYPERPARAMETERS, Generator, load_generator, random_generator
-from pipeline.errors import UsageError
+from pipeline.models.autovc import DEFAULT_HYPERPARAMETERS, Generator, load_generator, random_generator
+from pipeline.runtime.errors import UsageError
 
 SMALL = {"dim_neck": 4, "dim_emb": 8, "dim_pre": 16, "conv_channels": 16, "decoder_lstm_size": 32}
 

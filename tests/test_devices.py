@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.devices import (
+from pipeline.runtime.devices import (
     BACKENDS,
     CPU_EP,
     CUDA_EP,
@@ -27,7 +27,7 @@ from pipeline.devices import (
     resolve_devices,
     tiny_onnx_model,
 )
-from pipeline.errors import PipelineError, UsageError
+from pipeline.runtime.errors import PipelineError, UsageError
 
 ALL_GPU = {b: GpuProbe(True, f"fake GPU for {b}") for b in BACKENDS}
 
@@ -40,7 +40,7 @@ def probes() -> dict[str, GpuProbe]:
 def test_cpu_plan_imports_no_backend() -> None:
     code = (
         "import sys\n"
-        "from pipeline.devices import resolve_devices\n"
+        "from pipeline.runtime.devices import resolve_devices\n"
         "plan = resolve_devices('cpu')\n"
         "assert plan.torch_device == 'cpu' and plan.tf_device == '/CPU:0', plan\n"
         "heavy = {'torch', 'onnxruntime', 'tensorflow'} & set(sys.modules)\n"

@@ -189,7 +189,7 @@ def test_cpu_image_builds_and_writes_as_the_callers_uid(tmp_path: Path) -> None:
     try:
         usage = subprocess.run([*run, "python", "-m", "pipeline", "--help"], check=False, capture_output=True, text=True)
         assert usage.returncode == 0 and "usage: python -m pipeline" in usage.stdout, usage.stderr
-        plan = "from pipeline.devices import resolve_devices; print(resolve_devices('cpu').describe())"
+        plan = "from pipeline.runtime.devices import resolve_devices; print(resolve_devices('cpu').describe())"
         subprocess.run([*run, "sh", "-c", f'python -c "{plan}" > /out/devices.txt'], check=True)
     finally:
         subprocess.run([buildah, "rm", container], check=False, capture_output=True)

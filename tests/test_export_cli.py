@@ -11,8 +11,8 @@ import onnx
 import pytest
 import torch
 
-from pipeline.autovc import AutoVC, random_generator
-from pipeline.onnx_export import INPUT_NAMES, OUTPUT_NAMES
+from pipeline.models.autovc import AutoVC, random_generator
+from pipeline.models.autovc.spec import INPUT_NAMES, OUTPUT_NAMES
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from pipeline.autovc import random_generator
+from pipeline.models.autovc import random_generator
 
 pytestmark = pytest.mark.slow
 

@@ -34,10 +34,10 @@ import custom_ops
 
 custom_ops.register()  # before importing a handler module: onnx-tf needs the compat shims
 
-from custom_ops.support import UnsupportedOptionError  # noqa: E402
 from custom_ops.handlers.gru import GRU  # noqa: E402
 from custom_ops.lowering import lowering  # noqa: E402
-from pipeline.tf_convert import OnnxGraphModule, run_saved_model, write_saved_model  # noqa: E402
+from custom_ops.support import UnsupportedOptionError  # noqa: E402
+from pipeline.stages.tf_convert import OnnxGraphModule, run_saved_model, write_saved_model  # noqa: E402
 
 GATES = 3
 

@@ -13,9 +13,9 @@ import custom_ops
 
 custom_ops.register()  # before importing onnx_tf or a handler module: the compat shims
 
-from onnx_tf.pb_wrapper import OnnxNode
+from onnx_tf.pb_wrapper import OnnxNode  # noqa: E402 (after register(), as said above)
 
-from custom_ops.handlers.lstm import _Config, fused_op_applies, fused_op_pays, lstm
+from custom_ops.handlers.lstm import _Config, fused_op_applies, fused_op_pays, lstm  # noqa: E402
 
 INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
 

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from reference.lstm import LSTM as Reference
 
 from custom_ops.lowering import lowering
-from pipeline.tf_convert import OnnxGraphModule
+from pipeline.stages.tf_convert import OnnxGraphModule
 
 FEATURES, HIDDEN = 4, 5
 

@@ -13,15 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.autovc import AutoVC, random_generator
-from pipeline.errors import PipelineError, UsageError
-from pipeline.onnx_export import (
-    INPUT_NAMES,
-    OUTPUT_NAMES,
-    check_onnxruntime,
-    export_metadata,
-    export_onnx,
-)
+from pipeline.models.autovc import AutoVC, random_generator
+from pipeline.models.autovc.spec import INPUT_NAMES, OUTPUT_NAMES, SPEC
+from pipeline.runtime.errors import PipelineError, UsageError
+from pipeline.stages.onnx_export import check_onnxruntime, export_onnx
 
 # Small widths: the dynamic-shape and padding logic does not depend on layer sizes.
 SMALL = {
@@ -43,7 +38,7 @@ def small(tmp_path_factory):
     path = tmp_path_factory.mktemp("small") / "model.onnx"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = export_onnx(module, path, metadata=export_metadata(info))
+        result = export_onnx(module, path, metadata=SPEC.metadata(info))
     return module, info, result, caught
 
 
@@ -138,7 +133,7 @@ def test_metadata_records_model_and_versions(small):
 def test_export_is_deterministic(small, tmp_path):
     _, info, result, _ = small
     generator, _ = random_generator(seed=3, **SMALL)
-    again = export_onnx(AutoVC(generator), tmp_path / "again.onnx", metadata=export_metadata(info))
+    again = export_onnx(AutoVC(generator), tmp_path / "again.onnx", metadata=SPEC.metadata(info))
     assert again.path.read_bytes() == result.path.read_bytes()
 
 
@@ -166,7 +161,7 @@ def test_full_size_generator_on_real_data(tmp_path, shared_data):
     shortest (75 frames, padded to 96 inside the graph) and the authors' speaker embeddings."""
     generator, info = random_generator(seed=0)
     module = AutoVC(generator)
-    result = export_onnx(module, tmp_path / "model.onnx", metadata=export_metadata(info))
+    result = export_onnx(module, tmp_path / "model.onnx", metadata=SPEC.metadata(info))
     assert result.op_counts["BatchNormalization"] == 11
     metadata = np.load(shared_data / "metadata.npz")
     mels = [metadata[f"mel_{speaker}"] for speaker in metadata["speakers"][:3]]

@@ -15,8 +15,8 @@ import pytest
 from conftest import REPO_ROOT, run_cli
 from onnx import TensorProto, helper
 
-from pipeline.artifacts import MANIFEST, AtomicOutputDir, write_file
-from pipeline.errors import UsageError
+from pipeline.runtime.artifacts import MANIFEST, AtomicOutputDir, write_file
+from pipeline.runtime.errors import UsageError
 
 
 def _photos(tmp_path: Path) -> Path:
@@ -46,7 +46,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     graph = helper.make_graph(nodes, "tiny", [x], [y], initializer=[one])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.save(model, folder / "model.onnx")
-    from pipeline.tf_convert import OnnxGraphModule, write_saved_model
+    from pipeline.stages.tf_convert import OnnxGraphModule, write_saved_model
 
     write_saved_model(OnnxGraphModule(model), folder / "saved_model")
     return folder / "model.onnx", folder / "saved_model"

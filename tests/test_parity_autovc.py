@@ -10,11 +10,11 @@ from pathlib import Path
 import onnx
 import pytest
 
-from pipeline.autovc import AutoVC, random_generator
-from pipeline.default_input import default_batch
-from pipeline.onnx_export import export_onnx
+from pipeline.models.autovc import AutoVC, random_generator
+from pipeline.models.autovc.default_input import default_batch
 from pipeline.parity import metadata_sweep_cases, run_parity, run_sweep, write_report
-from pipeline.tf_convert import OnnxGraphModule, write_saved_model
+from pipeline.stages.onnx_export import export_onnx
+from pipeline.stages.tf_convert import OnnxGraphModule, write_saved_model
 
 pytestmark = pytest.mark.slow
 

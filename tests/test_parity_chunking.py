@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import cosine as cosine_distance
 
-from conftest import run_cli
 from pipeline.parity import REL_ERR_FLOOR, ParityResult, Tolerance, compare_arrays, run_parity
 from pipeline.parity.chunks import DEFAULT_CHUNK_FRAMES, plan_chunks
 from pipeline.parity.metrics import ComparisonTotals
@@ -172,7 +172,7 @@ def test_a_model_with_a_fixed_batch_size_is_not_split():
 
 
 def _mels() -> list[np.ndarray]:
-    from pipeline.default_input import default_batch
+    from pipeline.models.autovc.default_input import default_batch
 
     mel = default_batch(256)["mel"][0]
     rng = np.random.default_rng(3)
@@ -194,8 +194,8 @@ class Runs:
 
 @pytest.fixture(scope="module")
 def runs(exported_autovc) -> Runs:
-    from pipeline.autovc import AutoVC, random_generator
-    from pipeline.inputs import pad_batch
+    from pipeline.models.autovc import AutoVC, random_generator
+    from pipeline.models.autovc.inputs import pad_batch
 
     out, _ = exported_autovc
     module = AutoVC(random_generator(0)[0]).eval()

@@ -8,7 +8,6 @@ import warnings
 import numpy as np
 import pytest
 import torch
-
 from conftest import run_cli
 
 pytestmark = pytest.mark.slow

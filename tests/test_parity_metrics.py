@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import cosine as cosine_distance
 
-from pipeline.errors import UsageError
 from pipeline.parity import (
     REL_ERR_FLOOR,
     Tolerance,
@@ -20,6 +19,7 @@ from pipeline.parity import (
     torch_module_for_node,
 )
 from pipeline.parity.metrics import percent
+from pipeline.runtime.errors import UsageError
 
 FINITE = st.floats(-1e3, 1e3, allow_nan=False, width=32)
 

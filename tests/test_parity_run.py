@@ -22,7 +22,6 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.errors import UsageError
 from pipeline.parity import (
     InputCase,
     ParityResult,
@@ -35,6 +34,7 @@ from pipeline.parity import (
 )
 from pipeline.parity.report_html import FAIL_COLOUR
 from pipeline.parity.report_json import SCHEMA_VERSION
+from pipeline.runtime.errors import UsageError
 
 PERTURBED_NODE = "/blocks.1/blocks.1.0/act/Tanh"
 PERTURBED_MODULE = "blocks.1.0.act"
@@ -88,8 +88,8 @@ def random_inputs(batch: int, frames: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def write_saved_model(onnx_path: Path, directory: Path) -> None:
-    from pipeline.tf_convert import OnnxGraphModule
-    from pipeline.tf_convert import write_saved_model as write
+    from pipeline.stages.tf_convert import OnnxGraphModule
+    from pipeline.stages.tf_convert import write_saved_model as write
 
     write(OnnxGraphModule(onnx.load(onnx_path)), directory)
 
@@ -394,7 +394,7 @@ def test_a_saved_model_without_serving_xla_is_compared_on_serving_default(artifa
     """A SavedModel written before ``serving_xla`` existed still runs: no tf_xla backend."""
     import tensorflow as tf
 
-    from pipeline.tf_convert import OnnxGraphModule
+    from pipeline.stages.tf_convert import OnnxGraphModule
 
     module = OnnxGraphModule(onnx.load(artifacts.onnx_path))
     tf.saved_model.save(module, str(tmp_path / "old"), signatures={"serving_default": module.serving_function()})
@@ -406,8 +406,8 @@ def test_a_signature_xla_cannot_compile_fails_with_one_clear_line(tmp_path: Path
     """A serving_xla with an op XLA has no kernel for: a PipelineError naming the op, no traceback."""
     import tensorflow as tf
 
-    from pipeline.errors import PipelineError
     from pipeline.parity.backends import tf_backends
+    from pipeline.runtime.errors import PipelineError
 
     spec = tf.TensorSpec([None], tf.float32, name="x")
 

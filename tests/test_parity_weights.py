@@ -27,7 +27,7 @@ def _conv_model() -> onnx.ModelProto:
 
 
 def test_weights_of_a_saved_model_are_compared_by_name_with_transposes_undone(tmp_path: Path) -> None:
-    from pipeline.tf_convert import OnnxGraphModule, write_saved_model
+    from pipeline.stages.tf_convert import OnnxGraphModule, write_saved_model
 
     model = _conv_model()
     write_saved_model(OnnxGraphModule(model), tmp_path / "sm")

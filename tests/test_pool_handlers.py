@@ -19,8 +19,8 @@ import custom_ops
 
 custom_ops.register()  # before importing a handler module: onnx-tf needs the compat shims
 
-from custom_ops.handlers.average_pool import AveragePool
-from custom_ops.handlers.max_pool import MaxPool
+from custom_ops.handlers.average_pool import AveragePool  # noqa: E402 (after register(), as said above)
+from custom_ops.handlers.max_pool import MaxPool  # noqa: E402
 
 
 @pytest.mark.parametrize(

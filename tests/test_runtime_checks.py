@@ -10,13 +10,13 @@ from conftest import run_cli
 from onnx import TensorProto, helper
 
 from custom_ops.support import UnsupportedOptionError, check_supported
-from pipeline.devices import (
+from pipeline.runtime.devices import (
     CPU_EP,
     placement_problem,
     tiny_onnx_model,
     verify_placement,
 )
-from pipeline.errors import PipelineError
+from pipeline.runtime.errors import PipelineError
 
 
 def _lstm_model(**attrs) -> onnx.ModelProto:
@@ -94,7 +94,7 @@ def test_a_handler_type_error_is_not_retried_through_autograph(monkeypatch: pyte
     custom_ops.register()  # before importing an onnx-tf handler module: the compat shims
     from onnx_tf.handlers.backend.tanh import Tanh
 
-    import pipeline.tf_convert as tf_convert
+    import pipeline.stages.tf_convert as tf_convert
 
     calls: list[str] = []
 
@@ -143,7 +143,7 @@ def test_tensorflow_and_torch_on_the_cpu_fail_the_cuda_check() -> None:
 def test_a_parity_run_asked_for_cuda_stops_after_the_first_call_on_the_cpu(tmp_path) -> None:
     """Real backends (onnxruntime session, SavedModel) placed on the CPU under a cuda request."""
     from pipeline.parity import run_parity
-    from pipeline.tf_convert import OnnxGraphModule, write_saved_model
+    from pipeline.stages.tf_convert import OnnxGraphModule, write_saved_model
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])
@@ -180,13 +180,13 @@ def test_the_command_line_maps_a_refused_option_from_any_command_to_exit_2(
 ) -> None:
     """Wherever a handler refuses an option (parity re-translates the ONNX model too), the
     command line prints one error line and exits 2, not 'internal error'."""
-    import pipeline.convert
+    import pipeline.commands.convert
     from pipeline.cli import main
 
     def refuse(*args, **kwargs):
         raise UnsupportedOptionError.of("LSTM", "enc_lstm", "layout", 2, "0, 1")
 
-    monkeypatch.setattr(pipeline.convert, "run_convert", refuse)
+    monkeypatch.setattr(pipeline.commands.convert, "run_convert", refuse)
     assert main(["convert", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err == (
         "error: ONNX op LSTM at node 'enc_lstm': layout 2 is not supported (supported: 0, 1)\n")

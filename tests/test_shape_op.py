@@ -55,7 +55,7 @@ def test_start_and_end_against_the_reference(start: int | None, end: int | None)
 
 
 def test_dynamic_dimensions_are_read_at_run_time_without_autograph(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.tf_convert as tf_convert
+    import pipeline.stages.tf_convert as tf_convert
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("Shape went through the AutoGraph fallback")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.autovc import D_VECTOR, load_speaker_encoder, speaker_embedding
-from pipeline.errors import UsageError
+from pipeline.models.autovc import D_VECTOR, load_speaker_encoder, speaker_embedding
+from pipeline.runtime.errors import UsageError
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 from tensorflow.python.grappler import tf_optimizer
 
-from pipeline.tf_convert import OnnxGraphModule, _stored_layouts
+from pipeline.stages.tf_convert import OnnxGraphModule, _stored_layouts
 
 RNG = np.random.default_rng(0)
 HIDDEN, CHANNELS = 200, 3  # an LSTM large enough for the while-loop recurrence (fused_op_pays)

@@ -16,10 +16,10 @@ from torch import nn
 
 from custom_ops.handlers.squeeze import squeeze
 from custom_ops.lowering import lowering
-from pipeline.errors import PipelineError
-from pipeline.onnx_export import export_to_bytes
-from pipeline.tf_convert import OnnxGraphModule
-from pipeline.tflite import (
+from pipeline.runtime.errors import PipelineError
+from pipeline.stages.onnx_export import export_to_bytes
+from pipeline.stages.tf_convert import OnnxGraphModule
+from pipeline.stages.tflite import (
     NonBuiltinOpError,
     convert,
     op_counts,

@@ -13,8 +13,8 @@ import pytest
 import torch
 from ai_edge_litert.interpreter import Interpreter
 
-from pipeline.autovc import AutoVC, load_generator, random_generator
-from pipeline.onnx_export import INPUT_NAMES, OUTPUT_NAMES
+from pipeline.models.autovc import AutoVC, load_generator, random_generator
+from pipeline.models.autovc.spec import INPUT_NAMES, OUTPUT_NAMES
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow

@@ -10,8 +10,8 @@ import tensorflow as tf
 import torch
 
 from pipeline.training import AdamConfig, TorchAdam, torch_adam_state
-from pipeline.training.tolerances import OPTIMIZER, adam_update, allowed
-from pipeline.training.train_parity import check_tensor
+from pipeline.training.results import check_tensor
+from pipeline.training.tolerances import OPTIMIZER, adam_update
 
 SHAPES = [(64, 80, 5), (256,), (8, 8)]
 GRADIENT_SCALES = [1e-2, 1e-6, 1e-9]  # ordinary, comparable with eps' = 3e-7, below eps
@@ -58,7 +58,7 @@ def test_torch_adam_follows_torch_for_ten_steps() -> None:
         adam.apply([tf.constant(g) for g in grads])
         for i, var in enumerate(variables):
             check = check_tensor(f"step {step + 1} param {i}", expected[step][i], var.numpy(),
-                                 allowed(OPTIMIZER, expected[step][i]))
+                                 OPTIMIZER.allowed(expected[step][i]))
             assert check.passed, check
 
 
@@ -72,14 +72,14 @@ def test_keras_epsilon_placement_is_detected_and_equals_a_rescaled_eps() -> None
     variables = [tf.Variable(w) for w in initial]
     keras.optimizers.Adam(learning_rate=config.lr, beta_1=config.betas[0], beta_2=config.betas[1],
                           epsilon=config.eps).apply_gradients(zip([tf.constant(g) for g in sequence[0]], variables))
-    checks = [check_tensor(str(i), expected[0][i], v.numpy(), allowed(OPTIMIZER, expected[0][i]))
+    checks = [check_tensor(str(i), expected[0][i], v.numpy(), OPTIMIZER.allowed(expected[0][i]))
               for i, v in enumerate(variables)]
     assert not any(check.passed for check in checks)
     assert checks[1].max_abs_error > 0.1 * config.lr  # |g| ~ 1e-6 against eps' = 3.2e-7
     rescaled = AdamConfig(lr=config.lr, eps=config.eps / math.sqrt(1 - config.betas[1]))
     _, _, as_keras = _torch_run(initial, sequence, rescaled)
     for i, v in enumerate(variables):
-        bound = 1e-4 * config.lr + allowed(OPTIMIZER, as_keras[0][i])
+        bound = 1e-4 * config.lr + OPTIMIZER.allowed(as_keras[0][i])
         assert check_tensor(str(i), as_keras[0][i], v.numpy(), bound).passed
 
 
@@ -98,7 +98,7 @@ def test_continues_from_torch_state() -> None:
         adam.apply([tf.constant(g) for g in grads])
     for p, v in zip(params, variables):
         expected = p.detach().numpy()
-        assert check_tensor("w", expected, v.numpy(), allowed(OPTIMIZER, expected)).passed
+        assert check_tensor("w", expected, v.numpy(), OPTIMIZER.allowed(expected)).passed
 
 
 def test_optimizer_check_on_own_gradient_passes_ours_and_catches_keras_style_epsilon() -> None:
@@ -119,7 +119,7 @@ def test_optimizer_check_on_own_gradient_passes_ours_and_catches_keras_style_eps
     for i, (p, g) in enumerate(zip(params, gradients)):
         w = p.detach().numpy().astype(np.float64)
         expected = w + adam_update(g, exp_avg[i], exp_avg_sq[i], t, config)
-        bound = allowed(OPTIMIZER, expected)
+        bound = OPTIMIZER.allowed(expected)
         assert check_tensor(f"ours {i}", expected, variables[i].numpy(), bound).passed
         m = beta1 * exp_avg[i] + (1 - beta1) * g.astype(np.float64)
         v = beta2 * exp_avg_sq[i] + (1 - beta2) * g.astype(np.float64) ** 2

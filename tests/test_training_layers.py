@@ -15,8 +15,8 @@ from torch import nn
 
 from pipeline.parity.metrics import Tolerance
 from pipeline.training import TrainableGraph, TrainingExport, assign_state, export_onnx
-from pipeline.training.tolerances import BN_STATS, allowed, gradient_allowed_l2
-from pipeline.training.train_parity import check_l2, check_tensor
+from pipeline.training.results import check_l2, check_tensor
+from pipeline.training.tolerances import BN_STATS, gradient_allowed_l2
 from pipeline.training.trainable import numpy_state
 
 LAYER = Tolerance(atol=1e-6, rtol=1e-5)
@@ -96,7 +96,7 @@ def _compare(graph: TrainableGraph, module: nn.Module, layer: str, weights: str)
     expected = expected if isinstance(expected, tuple) else (expected,)
     outputs = graph.inference(tf.constant(x))
     for name, reference in zip(names, expected):
-        check = check_tensor(name, reference.numpy(), outputs[name].numpy(), allowed(LAYER, reference.numpy()))
+        check = check_tensor(name, reference.numpy(), outputs[name].numpy(), LAYER.allowed(reference.numpy()))
         assert check.passed, (weights, "inference", check)
 
     # Training mode: outputs, gradients of a weighted sum of the outputs, updated buffers.
@@ -112,7 +112,7 @@ def _compare(graph: TrainableGraph, module: nn.Module, layer: str, weights: str)
     gradients = tape.gradient(objective, graph.trainable_variables)
     for name, reference in zip(names, torch_outputs):
         ref = reference.detach().numpy()
-        check = check_tensor(name, ref, outputs[name].numpy(), allowed(LAYER, ref))
+        check = check_tensor(name, ref, outputs[name].numpy(), LAYER.allowed(ref))
         assert check.passed, (weights, "train", check)
     torch_grads = {name: p.grad.numpy() for name, p in module.named_parameters()}
     scale = max(float(np.abs(g).max()) for g in torch_grads.values())
@@ -121,7 +121,7 @@ def _compare(graph: TrainableGraph, module: nn.Module, layer: str, weights: str)
         assert check.passed, (weights, "gradient", check)
     for name, buffer in module.named_buffers():
         reference = buffer.numpy()
-        bound = 0 if reference.dtype == np.int64 else allowed(BN_STATS, reference)
+        bound = 0 if reference.dtype == np.int64 else BN_STATS.allowed(reference)
         check = check_tensor(name, reference, graph.buffers[name].numpy(), bound)
         assert check.passed, (weights, "buffer", check)
 
@@ -140,14 +140,14 @@ def test_batchnorm_wrong_training_semantics_would_be_detected() -> None:
         torch.from_numpy(x), before["running_mean"], before["running_var"], module.weight, module.bias,
         training=False, eps=module.eps,
     ).detach().numpy()
-    assert not check_tensor("y", y_train, y_with_running_stats, allowed(LAYER, y_train)).passed
+    assert not check_tensor("y", y_train, y_with_running_stats, LAYER.allowed(y_train)).passed
 
     batch_var = x.transpose(1, 0, 2).reshape(4, -1).var(axis=1)  # biased: divides by n
     p = module.momentum
     biased = (1 - p) * before["running_var"].numpy() + p * batch_var
     reference = module.running_var.numpy()
-    assert not check_tensor("running_var", reference, biased, allowed(BN_STATS, reference)).passed
+    assert not check_tensor("running_var", reference, biased, BN_STATS.allowed(reference)).passed
     graph = _trainable(_module("batchnorm1d", "random"), "batchnorm1d")
     graph.train_forward(tf.constant(x))
     assert check_tensor("running_var", reference, graph.buffers["running_var"].numpy(),
-                        allowed(BN_STATS, reference)).passed
+                        BN_STATS.allowed(reference)).passed

@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 import torch
 
-from pipeline.autovc import AutoVC, load_generator, random_generator
+from pipeline.models.autovc import AutoVC, load_generator, random_generator
 from pipeline.parity.metrics import DEFAULT_TOLERANCE
-from pipeline.progress import Progress
+from pipeline.runtime.progress import Progress
 from pipeline.training import (
     TrainableAutoVC,
     TrainParityResult,
@@ -22,8 +22,7 @@ from pipeline.training import (
     train_parity,
     write_checkpoint,
 )
-from pipeline.training.tolerances import allowed
-from pipeline.training.train_parity import check_tensor
+from pipeline.training.results import check_tensor
 
 SMALL = {"dim_neck": 8, "dim_emb": 16, "dim_pre": 32, "freq": 8, "conv_channels": 32, "decoder_lstm_size": 64}
 STEPS = 2
@@ -115,7 +114,7 @@ def test_saved_model_has_pytorch_names_and_serves_any_length(parity_run, small_d
         expected = AutoVC(generator.eval())(torch.from_numpy(mel), torch.from_numpy(emb), torch.from_numpy(emb))
     for name, reference in zip(("mel_decoder", "mel_postnet", "codes"), expected):
         ref = reference.numpy()
-        assert check_tensor(name, ref, served[name].numpy(), allowed(DEFAULT_TOLERANCE, ref)).passed, name
+        assert check_tensor(name, ref, served[name].numpy(), DEFAULT_TOLERANCE.allowed(ref)).passed, name
 
 
 def test_fine_tuned_variables_load_into_generator_strictly(tmp_path: Path) -> None:

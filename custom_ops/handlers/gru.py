@@ -32,7 +32,6 @@ from onnx_tf.handlers.backend_handler import BackendHandler
 from onnx_tf.handlers.handler import onnx_op
 from onnx_tf.pb_wrapper import OnnxNode
 
-from custom_ops.support import UnsupportedOptionError
 from custom_ops.recurrence import (
     Activation,
     by_direction,
@@ -50,6 +49,7 @@ from custom_ops.recurrence import (
     time_loop,
     time_major,
 )
+from custom_ops.support import UnsupportedOptionError
 
 
 @dataclass(frozen=True)

@@ -254,7 +254,7 @@ def _loop_recurrence(
     xw = input_projection(x, w, bias, 4, hidden, config.backward, seq_lens)
 
     # R_d^T [H, 4H] per direction: columns ordered gate, unit. (The converter stores R
-    # transposed, so that this transpose cancels against its inverse: see pipeline.tf_convert.)
+    # transposed, so that this transpose cancels against its inverse: see pipeline.stages.tf_convert.)
     r_t = tf.unstack(tf.transpose(r, [0, 2, 1]), dirs)
     if p is not None:  # P [D, 3H] -> p_i, p_o, p_f, each [D*H] direction-major like the state
         p = tf.transpose(tf.reshape(p, [dirs, 3, hidden]), [1, 0, 2])

@@ -30,10 +30,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from pipeline.errors import PipelineError
+from pipeline.runtime.devices import CPU_EP, CUDA_EP
+from pipeline.runtime.errors import PipelineError
+from pipeline.stages.signatures import SIGNATURE_KEY, XLA_SIGNATURE_KEY
 
-CUDA_EP = "CUDAExecutionProvider"
-CPU_EP = "CPUExecutionProvider"
 TORCH = "torch"
 ORT = "ort"
 TF = "tf"
@@ -46,7 +46,7 @@ BACKEND_LABELS = {
     TF_XLA: "TensorFlow SavedModel, serving_xla (XLA)",
     LITERT: "LiteRT",
 }
-TF_SIGNATURES = {TF: "serving_default", TF_XLA: "serving_xla"}
+TF_SIGNATURES = {TF: SIGNATURE_KEY, TF_XLA: XLA_SIGNATURE_KEY}
 """Backend name -> the SavedModel signature it runs; ``tf`` is required, the others run when the
 SavedModel has them (one written before ``serving_xla`` existed has only ``tf``)."""
 REFERENCES = (TORCH, ORT)
@@ -203,7 +203,7 @@ class TfSavedModelBackend:
         self.device_used: str | None = None
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from pipeline.tf_convert import tf_name
+        from pipeline.stages.tf_convert import tf_name
 
         tf = self._tf
         try:
@@ -261,8 +261,6 @@ class LitertBackend:
     name = LITERT
 
     def __init__(self, model_path: Path, output_names: Sequence[str]) -> None:
-        from pipeline.tf_convert import SIGNATURE_KEY
-
         interpreter_class = litert_interpreter()
         self.model_path = Path(model_path)
         self.output_names = list(output_names)
@@ -273,7 +271,7 @@ class LitertBackend:
             raise PipelineError(f"LiteRT cannot load {self.model_path}: {error}") from None
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from pipeline.tf_convert import tf_name
+        from pipeline.stages.tf_convert import tf_name
 
         outputs = self.runner(**{tf_name(n): np.ascontiguousarray(v) for n, v in inputs.items()})
         return {name: np.array(outputs[tf_name(name)]) for name in self.output_names if tf_name(name) in outputs}

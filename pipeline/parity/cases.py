@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.inputs import pad_batch
-
-AUTOVC_INPUTS = ("mel", "emb_src", "emb_trg")
+from pipeline.models.autovc.inputs import pad_batch
+from pipeline.models.autovc.spec import INPUT_NAMES as AUTOVC_INPUTS
 
 
 @dataclass

@@ -5,7 +5,7 @@ Every float output of every top-level ONNX node is computed by both backends on 
 - onnxruntime: a copy of the model with every node output added as a graph output, run with
   graph optimisations off so that each value is the node's own result;
 - TensorFlow: the ONNX graph translated node by node in-process by onnx-tf with the handlers
-  registered now (:class:`pipeline.tf_convert.OnnxGraphModule`, the translation the SavedModel
+  registered now (:class:`pipeline.stages.tf_convert.OnnxGraphModule`, the translation the SavedModel
   is written from), traced once as a ``tf.function``.
 
 Each node output is compared with onnxruntime as reference under the layer tolerance; a node's
@@ -36,7 +36,9 @@ from typing import Any
 import numpy as np
 import onnx
 
-from .backends import CPU_EP, default_tf_device, ort_provider_options
+from pipeline.runtime.devices import CPU_EP
+
+from .backends import default_tf_device, ort_provider_options
 from .metrics import ArrayComparison, Tolerance, compare_arrays
 
 DEFAULT_TOP_K = 10
@@ -230,7 +232,7 @@ def first_divergence_json(report: LayerReport, outputs_passed: bool) -> dict[str
 
 
 def saved_model_weights(saved_model_dir: Path) -> dict[str, np.ndarray] | None:
-    """The variables a SavedModel written by :func:`pipeline.tf_convert.write_saved_model`
+    """The variables a SavedModel written by :func:`pipeline.stages.tf_convert.write_saved_model`
     keeps for ONNX initializers, by ONNX name, as stored (read from its checkpoint without
     loading the graph); None when it has no such variables."""
     import tensorflow as tf
@@ -260,10 +262,10 @@ def compare_weights(
     """Every float initializer of ``model`` against the SavedModel variable of the same name
     (``stored``, see :func:`saved_model_weights`), exactly: the SavedModel was converted from
     these numbers, so any difference means it came from another model. A variable stored
-    transposed (``pipeline.tf_convert._stored_layouts``) is compared in that layout."""
+    transposed (``pipeline.stages.tf_convert._stored_layouts``) is compared in that layout."""
     from onnx import numpy_helper
 
-    from pipeline.tf_convert import _stored_layouts as stored_layouts
+    from pipeline.stages.tf_convert import _stored_layouts as stored_layouts
 
     readers: dict[str, list[tuple[int, str]]] = {}
     for index, node in enumerate(model.graph.node):
@@ -430,7 +432,7 @@ def tf_node_outputs(
     traced for the graph's input signature (dynamic dims stay None), as the SavedModel is."""
     import tensorflow as tf
 
-    from pipeline.tf_convert import OnnxGraphModule, tf_name
+    from pipeline.stages.tf_convert import OnnxGraphModule, tf_name
 
     device = device or default_tf_device()
     with tf.device(device):
@@ -443,8 +445,8 @@ def tf_node_outputs(
 
 
 def _require_gpu(backend: str, description: dict[str, Any]) -> None:
-    from pipeline.devices import placement_problem
-    from pipeline.errors import PipelineError
+    from pipeline.runtime.devices import placement_problem
+    from pipeline.runtime.errors import PipelineError
 
     problem = placement_problem(backend, description)
     if problem is not None:

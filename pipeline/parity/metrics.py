@@ -37,6 +37,19 @@ class Tolerance:
     def __str__(self) -> str:
         return f"atol={self.atol:g} rtol={self.rtol:g}"
 
+    def allowed(self, reference: Any) -> np.ndarray:
+        """``atol + rtol * |reference|`` elementwise, in float64: each element's allowed error."""
+        return self.atol + self.rtol * np.abs(np.asarray(reference, np.float64))
+
+
+def tolerance_ratio(error: np.ndarray, allowed: Any) -> np.ndarray:
+    """``error / allowed`` elementwise (0 where the error is 0, inf where only the allowance is):
+    how many times its allowance each element's error is; at most 1 passes."""
+    error = np.asarray(error, np.float64)
+    bound = np.broadcast_to(np.asarray(allowed, np.float64), error.shape)
+    with np.errstate(divide="ignore"):
+        return np.divide(error, bound, out=np.zeros_like(error), where=error > 0)
+
 
 DEFAULT_TOLERANCE = Tolerance(atol=1e-5, rtol=1e-4)
 """Default for float32 outputs: a few ulps of accumulated rounding over AutoVC's depth."""
@@ -196,7 +209,7 @@ class ComparisonTotals:
         totals.nonfinite_mismatch = int(mismatch.sum())
 
         abs_err = np.abs(np.subtract(cand, ref, out=np.zeros_like(ref), where=finite))
-        allowed = tolerance.atol + tolerance.rtol * np.abs(np.where(finite, ref, 0.0))
+        allowed = tolerance.allowed(np.where(finite, ref, 0.0))
         totals.within = int(((abs_err <= allowed) & ~mismatch).sum())
         totals.finite = int(finite.sum())
         if totals.finite:
@@ -209,9 +222,7 @@ class ComparisonTotals:
             totals.sum_sq_candidate = float(np.dot(cand_finite, cand_finite))
             totals.max_rel = float(np.max(errors / np.maximum(np.abs(ref_finite), REL_ERR_FLOOR)))
         if totals.elements:
-            with np.errstate(divide="ignore"):
-                ratio = np.divide(abs_err, allowed, out=np.zeros_like(abs_err), where=abs_err > 0)
-            totals.worst_ratio = float(ratio.max())
+            totals.worst_ratio = float(tolerance_ratio(abs_err, allowed).max())
             index = np.unravel_index(int(np.argmax(abs_err)), ref.shape)
             totals.peak = float(abs_err[index])
             totals.peak_index = tuple(int(i) for i in index)

@@ -1,6 +1,6 @@
 """Write a parity report folder: report.json, report.html and summary.txt.
 
-:func:`write_report` publishes the folder through :class:`pipeline.artifacts.AtomicOutputDir`:
+:func:`write_report` publishes the folder through :class:`pipeline.runtime.artifacts.AtomicOutputDir`:
 it appears whole or not at all (with a ``manifest.json``), an earlier report of this tool is
 replaced, and a folder this tool did not write is refused unless ``force`` is set.
 :func:`write_report_files` writes the three files into a folder that is itself still being
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.artifacts import AtomicOutputDir
+from pipeline.runtime.artifacts import AtomicOutputDir
 
 from .report_html import render
 from .report_json import dumps

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.report_format import escape_html, png_img, scientific
+from pipeline.runtime.report_format import escape_html, png_img, scientific
 
 from .backends import BACKEND_LABELS
 from .layers import LayerReport

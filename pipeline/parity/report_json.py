@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipeline.report_format import finite_or_null
+from pipeline.runtime.report_format import finite_or_null
 
 from .backends import BACKEND_LABELS
 from .layers import first_divergence_json

@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 import onnx
 
-from pipeline import provenance as provenance_record
-from pipeline.devices import verify_placement
-from pipeline.errors import UsageError
-from pipeline.progress import Progress
+from pipeline.runtime import provenance as provenance_record
+from pipeline.runtime.devices import verify_placement
+from pipeline.runtime.errors import UsageError
+from pipeline.runtime.progress import Progress
+from pipeline.stages.onnx_io import real_inputs
 
 from .backends import (
     Backend,
@@ -41,7 +42,8 @@ from .backends import (
     tf_backends,
 )
 from .cases import InputCase
-from .chunks import DEFAULT_CHUNK_FRAMES, RULE as CHUNK_RULE, ChunkPlan, plan_chunks, take
+from .chunks import DEFAULT_CHUNK_FRAMES, ChunkPlan, plan_chunks, take
+from .chunks import RULE as CHUNK_RULE
 from .layers import DEFAULT_TOP_K, LayerReport, localise
 from .metrics import DEFAULT_TOLERANCE, ArrayComparison, ComparisonTotals, Tolerance
 
@@ -114,7 +116,7 @@ class ParityResult:
     chunking: dict[str, Any] = field(default_factory=dict)
     shown_rows: tuple[int, int] | None = None  # batch rows of the shown case that shown_outputs hold
     provenance: dict[str, Any] | None = None
-    tflite: dict[str, Any] | None = None  # LiteRT files written and their variants' errors (pipeline.tflite)
+    tflite: dict[str, Any] | None = None  # LiteRT files written and their variants' errors (pipeline.stages.tflite)
 
     @property
     def passed(self) -> bool:
@@ -219,7 +221,7 @@ def run_sweep(
       into ``provenance`` with the ONNX model and the SavedModel's saved_model.pb.
     - ``paths_relative_to``: an output folder still being written (e.g. the temp folder of an
       export): paths inside it are recorded relative to it.
-    - ``tf_module``: the :class:`pipeline.tf_convert.OnnxGraphModule` the SavedModel was written
+    - ``tf_module``: the :class:`pipeline.stages.tf_convert.OnnxGraphModule` the SavedModel was written
       from, when the caller still has it: the per-layer check reuses its traced node outputs
       instead of importing and tracing the ONNX graph again.
     - ``extra_backends``: more backends (e.g. LiteRT), loaded and run after tf, compared with
@@ -238,7 +240,7 @@ def run_sweep(
     created_utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
     with _stage(progress, timings, "parity: load onnx"):
-        from pipeline.onnx_io import load_onnx
+        from pipeline.stages.onnx_io import load_onnx
 
         model = load_onnx(Path(onnx_path))
     input_names, output_names = _graph_io(model)
@@ -504,8 +506,7 @@ def _table(compared: list[PairComparison], value: Callable[[PairComparison], Any
 
 
 def _graph_io(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
-    initialized = {init.name for init in model.graph.initializer}
-    inputs = [value.name for value in model.graph.input if value.name not in initialized]
+    inputs = [value.name for value in real_inputs(model.graph)]
     return inputs, [value.name for value in model.graph.output]
 
 

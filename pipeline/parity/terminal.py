@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.report_format import scientific
+from pipeline.runtime.report_format import scientific
 
 from .metrics import percent
 from .run import ParityResult

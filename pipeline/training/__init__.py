@@ -24,7 +24,8 @@ from .losses import (
     mse_loss,
     torch_autovc_loss,
 )
-from .train_parity import TensorCheck, TrainParityResult, train_parity
+from .results import TensorCheck, TrainParityResult
+from .train_parity import train_parity
 from .trainable import (
     TrainableAutoVC,
     TrainableGraph,

@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.autovc.model import N_MELS
-from pipeline.errors import UsageError
-from pipeline.inputs import default_inputs
+from pipeline.models.autovc.inputs import default_inputs
+from pipeline.models.autovc.model import N_MELS
+from pipeline.models.autovc.spec import INPUT_NAMES
+from pipeline.runtime.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -73,4 +74,4 @@ def default_training_batch(dim_emb: int, frames: int, freq: int) -> TrainingBatc
     """The project's embedded synthetic utterance and its seeded embedding (batch of one)."""
     batch = default_inputs(dim_emb)
     mel = batch.arrays["mel"][0]
-    return training_batch([mel], batch.arrays["emb_src"], frames, freq, batch.sources)
+    return training_batch([mel], batch.arrays[INPUT_NAMES[1]], frames, freq, batch.sources)

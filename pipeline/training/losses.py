@@ -27,7 +27,7 @@ import tensorflow as tf
 import torch
 import torch.nn.functional as F
 
-from pipeline.autovc.model import Generator
+from pipeline.models.autovc.model import Generator
 
 LAMBDA_CD = 1.0
 """Weight of the content-code loss in the authors' training configuration."""

@@ -2,7 +2,7 @@
 inline CSS, matplotlib images as base64 PNG, no script, no network) and summary.txt (the
 terminal table).
 
-The folder is written through :class:`~pipeline.artifacts.AtomicOutputDir`: it appears whole or
+The folder is written through :class:`~pipeline.runtime.artifacts.AtomicOutputDir`: it appears whole or
 not at all, and a folder this tool did not write is not replaced without ``force``.
 """
 
@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.artifacts import AtomicOutputDir
-from pipeline.report_format import escape_html, finite_or_null, png_img, scientific
+from pipeline.runtime.artifacts import AtomicOutputDir
+from pipeline.runtime.report_format import escape_html, finite_or_null, png_img, scientific
 
 from . import tolerances
-from .train_parity import StepReport, TensorCheck, TrainParityResult
+from .results import StepReport, TensorCheck, TrainParityResult
 
 SCHEMA_VERSION = 1
 REPORT_JSON = "report.json"

@@ -56,11 +56,6 @@ def gradient_allowed_l2(reference: np.ndarray, scale: float) -> float:
     )
 
 
-def allowed(tolerance: Tolerance, reference: np.ndarray) -> np.ndarray:
-    """``atol + rtol * |reference|`` elementwise, in float64."""
-    return tolerance.atol + tolerance.rtol * np.abs(np.asarray(reference, np.float64))
-
-
 def adam_update(
     gradient: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, step: int, config: AdamConfig
 ) -> np.ndarray:

@@ -1,6 +1,6 @@
 """A trainable TensorFlow module built from ONNX graphs exported by PyTorch.
 
-Export (:func:`export_onnx`, through :func:`pipeline.onnx_export.export_to_bytes`): the legacy
+Export (:func:`export_onnx`, through :func:`pipeline.stages.onnx_export.export_to_bytes`): the legacy
 TorchScript exporter with ``training=TrainingMode.TRAINING`` and ``do_constant_folding=False``.
 Then
 
@@ -41,9 +41,12 @@ from torch import nn
 
 import custom_ops
 from custom_ops.support import check_supported
-from pipeline.autovc.model import N_MELS, AutoVC, Generator
-from pipeline.onnx_export import export_to_bytes
-from pipeline.tf_convert import graph_inputs, tf_name, translate_node
+from pipeline.models.autovc.model import N_MELS, AutoVC, Generator
+from pipeline.models.autovc.spec import DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES
+from pipeline.stages.onnx_export import export_to_bytes
+from pipeline.stages.onnx_io import real_inputs
+from pipeline.stages.signatures import SIGNATURE_KEY
+from pipeline.stages.tf_convert import graph_inputs, tf_name, translate_graph
 
 from .losses import LossTerms, autovc_loss
 
@@ -52,9 +55,8 @@ NUM_BATCHES_TRACKED = "num_batches_tracked"
 RUNNING_MEAN = "running_mean"
 GENERATOR_PREFIX = "generator."
 """The wrappers below hold the Generator as ``generator``: ONNX names carry this prefix."""
-SERVING_KEY = "serving_default"
-TRAIN_OUTPUTS = ("mel_decoder", "mel_postnet", "codes", "codes_reconst")
-INFERENCE_OUTPUTS = ("mel_decoder", "mel_postnet", "codes")
+TRAIN_OUTPUTS = (*OUTPUT_NAMES, "codes_reconst")
+INFERENCE_OUTPUTS = OUTPUT_NAMES
 
 
 def export_onnx(
@@ -202,20 +204,8 @@ class TrainableGraph(tf.Module):
     ) -> dict[str, tf.Tensor]:
         """Translate ``graph`` node by node into ``values``; after a BatchNorm node that
         outputs running statistics, its statistics' names are rebound to the updated values."""
-        from onnx_tf.backend import TensorflowBackend
-        from onnx_tf.pb_wrapper import OnnxNode
-
-        handlers = TensorflowBackend._get_handlers(opset)
-        initialized = {init.name for init in graph.initializer}
-        real_inputs = [value.name for value in graph.input if value.name not in initialized]
-        values.update(zip(real_inputs, inputs))
-        for node_proto in graph.node:
-            node = OnnxNode(node_proto)
-            results = translate_node(node, values, handlers, opset)
-            values.update(zip(node.outputs, results))
-            if _updates_running_stats(node_proto):
-                values[node_proto.input[3]] = results[1]
-                values[node_proto.input[4]] = results[2]
+        values.update(zip((value.name for value in real_inputs(graph)), inputs))
+        translate_graph(graph, opset, values, _rebind_running_stats)
         return {tf_name(o.name): tf.identity(values[o.name], name=tf_name(o.name)) for o in graph.output}
 
     def _train_forward(self, *inputs: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -245,6 +235,13 @@ class TrainableGraph(tf.Module):
 def _updates_running_stats(node: onnx.NodeProto) -> bool:
     """A training-mode BatchNormalization node that outputs running mean and variance."""
     return node.op_type == "BatchNormalization" and len(node.output) >= 3 and all(node.output[1:3])
+
+
+def _rebind_running_stats(node: onnx.NodeProto, results: list, values: dict) -> None:
+    """After such a node, its statistics' input names hold the updated values."""
+    if _updates_running_stats(node):
+        values[node.input[3]] = results[1]
+        values[node.input[4]] = results[2]
 
 
 def _check_initializers(model: onnx.ModelProto, export: TrainingExport) -> None:
@@ -285,15 +282,15 @@ def export_autovc_training(generator: Generator) -> TrainingExport:
         (mel, emb),
         ("mel", "emb"),
         TRAIN_OUTPUTS,
-        {"mel": {0: "batch", 1: "time"}, "emb": {0: "batch"}},
+        {"mel": DYNAMIC_AXES["mel"], "emb": DYNAMIC_AXES["emb_src"]},
         training=True,
     )
     inference = export_onnx(
         AutoVC(generator).eval(),
         (mel, emb, emb),
-        ("mel", "emb_src", "emb_trg"),
+        INPUT_NAMES,
         INFERENCE_OUTPUTS,
-        {"mel": {0: "batch", 1: "time"}, "emb_src": {0: "batch"}, "emb_trg": {0: "batch"}},
+        {name: DYNAMIC_AXES[name] for name in INPUT_NAMES},
         training=False,
     )
     state, parameters = numpy_state(generator)
@@ -321,9 +318,7 @@ class TrainableAutoVC(TrainableGraph):
 
     def _loss(self, mel: tf.Tensor, emb: tf.Tensor) -> dict[str, tf.Tensor]:
         outputs = self.train_forward(mel, emb)
-        terms: LossTerms = autovc_loss(
-            mel, outputs["mel_decoder"], outputs["mel_postnet"], outputs["codes"], outputs["codes_reconst"]
-        )
+        terms: LossTerms = autovc_loss(mel, *(outputs[name] for name in TRAIN_OUTPUTS))
         return terms.as_dict()
 
 
@@ -336,5 +331,5 @@ def write_trainable(generator: Generator, out_dir: Path) -> TrainableAutoVC:
     """
     module = TrainableAutoVC(generator)
     serving = module.inference.get_concrete_function()
-    tf.saved_model.save(module, str(out_dir), signatures={SERVING_KEY: serving})
+    tf.saved_model.save(module, str(out_dir), signatures={SIGNATURE_KEY: serving})
     return module

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from conftest import run_cli
-from pipeline.autovc import random_generator
+
+from pipeline.models.autovc import random_generator
 
 from .helpers import Finished, run_watched
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.artifacts import TOOL_NAME
+from pipeline.runtime.artifacts import TOOL_NAME
 
 from .helpers import assert_one_error, leftovers, run_watched, tree_digest
 

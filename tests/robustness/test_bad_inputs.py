@@ -19,10 +19,10 @@ import onnx
 import pytest
 import soundfile as sf
 import torch
+from conftest import run_cli
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import run_cli
-from pipeline.autovc import random_generator
+from pipeline.models.autovc import random_generator
 
 from .helpers import assert_one_error
 

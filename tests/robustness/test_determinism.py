@@ -12,7 +12,6 @@ from typing import Any
 
 import onnx
 import pytest
-
 from conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow

@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO_ROOT
-from pipeline import provenance
+
+from pipeline.runtime import provenance
 
 
 def test_git_state_is_null_when_git_cannot_be_run(monkeypatch):

@@ -13,9 +13,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from onnx import TensorProto, helper, numpy_helper
-
 from conftest import REPO_ROOT, run_cli
+from onnx import TensorProto, helper, numpy_helper
 
 from .helpers import assert_one_error
 

@@ -8,7 +8,14 @@ from pathlib import Path
 import onnx
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
-from pipeline.errors import UsageError
+from pipeline.runtime.errors import UsageError
+
+
+def real_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+    """The graph's inputs that are not initialisers (before IR version 4 every weight was also
+    listed as an input)."""
+    initialized = {init.name for init in graph.initializer}
+    return [value for value in graph.input if value.name not in initialized]
 
 
 def load_onnx(path: Path) -> onnx.ModelProto:

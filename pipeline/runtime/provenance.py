@@ -22,11 +22,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pipeline.artifacts import TOOL_NAME
-
+TOOL_NAME = "autovc-onnx-tf"
 PROGRAM = "python -m pipeline"
 GIT_TIMEOUT_S = 10
-SOURCE_DIR = Path(__file__).resolve().parent
+SOURCE_DIR = Path(__file__).resolve().parents[1]  # the pipeline package
 
 _command: dict[str, Any] | None = None
 
@@ -132,7 +131,7 @@ def build_input_files(
     **_: Any,
 ) -> list[tuple[str, Path | None]]:
     """The files an export or parity run reads for its weights and input batch (the keyword
-    arguments of :func:`pipeline.inputs.build_inputs`; other keys are ignored)."""
+    arguments of :func:`pipeline.models.autovc.inputs.build_inputs`; other keys are ignored)."""
     return [
         ("checkpoint", checkpoint),
         *(("mel", Path(p)) for p in mel_files or []),

@@ -8,7 +8,7 @@ a band-limited harmonic source with a -6 dB/octave tilt (a glottal-pulse-like sp
 moves 120 -> 220 Hz in the first syllable and 180 -> 100 Hz in the second, shaped by three formant
 resonators (/a/: 730, 1090, 2440 Hz, then /i/: 270, 2290, 3010 Hz), with raised-cosine amplitude
 envelopes and a -70 dBFS seeded noise floor (so the pause is quiet but not digitally silent, as in
-a recording). It goes through the same front-end as a user's wav (:func:`pipeline.audio.wav_to_mel`,
+a recording). It goes through the same front-end as a user's wav (:func:`pipeline.models.autovc.audio.wav_to_mel`,
 no dither), giving 113 frames: deliberately not a multiple of 32, AutoVC's downsampling factor.
 
 The embeddings are seeded Gaussian vectors, L2-normalised and scaled to norm 0.8: the real AutoVC
@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from pipeline.audio import FMAX, SAMPLE_RATE, wav_to_mel
+from pipeline.models.autovc.audio import FMAX, SAMPLE_RATE, wav_to_mel
+from pipeline.models.autovc.spec import INPUT_NAMES
 
 DEFAULT_INPUT_LABEL = "synthetic voiced utterance, 1.8 s at 16 kHz, f0 100-220 Hz, vowels /a/ then /i/"
 DURATION_S = 1.8
@@ -97,5 +98,6 @@ def default_embeddings(dim_emb: int = 256) -> tuple[np.ndarray, np.ndarray]:
 
 def default_batch(dim_emb: int = 256) -> dict[str, np.ndarray]:
     """The default model inputs by ONNX input name: mel (1, T, 80), emb_src and emb_trg (1, dim_emb)."""
-    emb_src, emb_trg = default_embeddings(dim_emb)
-    return {"mel": default_mel()[None], "emb_src": emb_src[None], "emb_trg": emb_trg[None]}
+    mel, emb_src, emb_trg = INPUT_NAMES
+    source, target = default_embeddings(dim_emb)
+    return {mel: default_mel()[None], emb_src: source[None], emb_trg: target[None]}

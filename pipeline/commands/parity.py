@@ -8,30 +8,33 @@ ONNX model is compared two ways, onnxruntime against TensorFlow.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import onnx
 
-from pipeline.artifacts import AtomicOutputDir
-from pipeline.errors import UsageError
-from pipeline.inputs import build_inputs, load_npy
-from pipeline.onnx_io import load_onnx
-from pipeline.progress import Progress
-from pipeline.provenance import build_input_files
+from pipeline.commands.flags import common, device, input_flags, input_options, key_value
+from pipeline.models import DEFAULT_MODEL, MODELS, model_spec
+from pipeline.models.autovc.inputs import build_inputs, load_npy
+from pipeline.models.autovc.spec import INPUT_NAMES as AUTOVC_INPUTS
+from pipeline.parity.cases import InputCase, metadata_sweep_cases
+from pipeline.parity.chunks import DEFAULT_CHUNK_FRAMES
+from pipeline.parity.metrics import DEFAULT_TOLERANCE, Tolerance
+from pipeline.parity.report import write_report
+from pipeline.parity.run import run_sweep
+from pipeline.parity.terminal import summary_table
+from pipeline.runtime.artifacts import AtomicOutputDir
+from pipeline.runtime.errors import UsageError
+from pipeline.runtime.progress import Progress
+from pipeline.runtime.provenance import build_input_files
+from pipeline.stages.onnx_io import load_onnx, real_inputs
 
-from .cases import InputCase, metadata_sweep_cases
-from .chunks import DEFAULT_CHUNK_FRAMES
-from .metrics import DEFAULT_TOLERANCE, Tolerance
-from .report import write_report
-from .run import run_sweep
-from .terminal import summary_table
-
-AUTOVC_INPUTS = ("mel", "emb_src", "emb_trg")
 GENERIC_DYNAMIC_DIM = 4
 
 
@@ -56,7 +59,7 @@ class ParityOptions:
 
 
 def run_parity_command(options: ParityOptions) -> int:
-    from pipeline.devices import resolve_devices
+    from pipeline.runtime.devices import resolve_devices
 
     progress = Progress()
     reads = [options.onnx, options.saved_model, *(path for _, path in _input_files(options))]
@@ -89,7 +92,7 @@ def _litert(path: Path | None) -> list:
         return []
     if not Path(path).is_file():
         raise UsageError(f"--tflite {path}: no such file")
-    from .backends import LITERT, BackendSpec, LitertBackend
+    from pipeline.parity.backends import LITERT, BackendSpec, LitertBackend
 
     return [BackendSpec(LITERT, lambda output_names: LitertBackend(path, output_names), Path(path))]
 
@@ -115,22 +118,24 @@ def _sweep_files(path: Path) -> list[Path]:
 
 
 def _torch_module(model: onnx.ModelProto, options: ParityOptions) -> tuple[Any, str]:
-    """The AutoVC module the ONNX came from, when known, and a label of its weights."""
-    from pipeline.autovc import AutoVC, load_generator, random_generator
-
-    if options.checkpoint is not None:
-        generator, info = load_generator(options.checkpoint, freq=options.freq)
-        return AutoVC(generator).eval(), info["label"]
+    """The PyTorch module the ONNX came from, when known, and a label of its weights: the model
+    its metadata names (written by ``export``; AutoVC when there is none), from ``--checkpoint``
+    or rebuilt from the recorded seed."""
     props = {p.key: p.value for p in model.metadata_props}
+    spec = model_spec(next((name for name in MODELS if f"{name}.weights_origin" in props), DEFAULT_MODEL))
+    if options.checkpoint is not None:
+        loaded = spec.load(SimpleNamespace(checkpoint=options.checkpoint, seed=0, freq=options.freq))
+        return loaded.module, loaded.info["label"]
     try:
-        origin = json.loads(props["autovc.weights_origin"])
-        hyperparameters = json.loads(props["autovc.hyperparameters"])
+        origin = json.loads(props[f"{spec.name}.weights_origin"])
+        hyperparameters = json.loads(props[f"{spec.name}.hyperparameters"])
     except (KeyError, ValueError):
-        return None, props.get("autovc.weights_label", "unknown (no PyTorch module: onnxruntime vs TensorFlow only)")
+        return None, props.get(f"{spec.name}.weights_label",
+                               "unknown (no PyTorch module: onnxruntime vs TensorFlow only)")
     if origin.get("kind") != "random":
-        return None, f"{props.get('autovc.weights_label', 'checkpoint')} (pass --checkpoint to include PyTorch)"
-    generator, info = random_generator(origin["seed"], **hyperparameters)
-    return AutoVC(generator).eval(), info["label"]
+        return None, f"{props.get(f'{spec.name}.weights_label', 'checkpoint')} (pass --checkpoint to include PyTorch)"
+    loaded = spec.random(origin["seed"], hyperparameters)
+    return loaded.module, loaded.info["label"]
 
 
 def _cases(model: onnx.ModelProto, options: ParityOptions, torch_module: Any) -> list[InputCase]:
@@ -141,9 +146,9 @@ def _cases(model: onnx.ModelProto, options: ParityOptions, torch_module: Any) ->
         if missing:
             raise UsageError(f"--input is missing for model input(s): {', '.join(missing)}")
         return [InputCase("input", arrays, {"source": {k: str(v) for k, v in options.named_inputs.items()}})]
-    if tuple(names) != AUTOVC_INPUTS:
+    if tuple(names) != AUTOVC_INPUTS:  # any other model: seeded random inputs
         return [_random_case(model)]
-    dim_emb = _static_dim(model, "emb_src", 1)
+    dim_emb = _static_dim(model, AUTOVC_INPUTS[1], 1)
     if options.sweep is not None:
         return _sweep_cases(options.sweep, dim_emb)
     batch = build_inputs(dim_emb=dim_emb, **options.inputs)
@@ -169,8 +174,7 @@ def _sweep_cases(path: Path, dim_emb: int) -> list[InputCase]:
 
 
 def _input_names(model: onnx.ModelProto) -> list[str]:
-    initialized = {i.name for i in model.graph.initializer}
-    return [i.name for i in model.graph.input if i.name not in initialized]
+    return [value.name for value in real_inputs(model.graph)]
 
 
 def _static_dim(model: onnx.ModelProto, name: str, axis: int) -> int:
@@ -188,13 +192,66 @@ def _random_case(model: onnx.ModelProto) -> InputCase:
     """Seeded normal inputs for a model that is not AutoVC; unknown dims get a fixed size."""
     rng = np.random.default_rng(0)
     arrays = {}
-    initialized = {i.name for i in model.graph.initializer}
-    for value in model.graph.input:
-        if value.name in initialized:
-            continue
+    for value in real_inputs(model.graph):
         tensor_type = value.type.tensor_type
         shape = [d.dim_value if d.dim_value > 0 else GENERIC_DYNAMIC_DIM for d in tensor_type.shape.dim]
         dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
         arrays[value.name] = rng.standard_normal(shape).astype(dtype)
     description = {"source": f"seeded random normal (seed 0), unknown dims = {GENERIC_DYNAMIC_DIM}"}
     return InputCase("random", arrays, description)
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "parity",
+        help="compare PyTorch, onnxruntime and TensorFlow on the same inputs; write report.json/html",
+        description=(
+            "Run the same inputs through onnxruntime (--onnx), the TF SavedModel (--saved-model) and, "
+            "when the PyTorch AutoVC is known (--checkpoint, or random weights recorded in the ONNX "
+            "metadata), PyTorch; compare every pair per output and per ONNX node. Exit 1 when a pair "
+            "breaks the tolerance: |candidate - reference| <= atol + rtol * |reference| per element."
+        ),
+    )
+    p.add_argument("--onnx", type=Path, required=True, help="the ONNX model")
+    p.add_argument("--saved-model", type=Path, required=True, help="the TF SavedModel folder")
+    p.add_argument("--report", type=Path, required=True,
+                   help="folder for report.json, report.html, summary.txt (and manifest.json)")
+    p.add_argument("--tflite", type=Path, metavar="FILE",
+                   help="a LiteRT model of the same graph (e.g. export's model.tflite): adds the LiteRT backend")
+    p.add_argument("--checkpoint", type=Path,
+                   help="checkpoint the ONNX was exported from, of the model its metadata names (AutoVC when none; adds PyTorch)")
+    p.add_argument("--freq", type=int, default=32, help="code down-sampling factor of the checkpoint (default 32)")
+    p.add_argument("--sweep", type=Path, metavar="PATH",
+                   help="many inputs: a metadata.npz, or a folder with metadata.npz, .wav and mel .npy files")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="an input by ONNX name, for models that are not AutoVC (default: seeded random)")
+    p.add_argument("--atol", type=float, default=DEFAULT_TOLERANCE.atol, help=f"default {DEFAULT_TOLERANCE.atol:g}")
+    p.add_argument("--rtol", type=float, default=DEFAULT_TOLERANCE.rtol, help=f"default {DEFAULT_TOLERANCE.rtol:g}")
+    p.add_argument("--tolerance", action="append", default=[], metavar="OUTPUT=ATOL,RTOL",
+                   help="tolerance for one output, e.g. codes=1e-6,0")
+    p.add_argument("--no-per-layer", action="store_true", help="skip the per-node comparison")
+    device(p)
+    input_flags(p)
+    common(p)
+    p.set_defaults(command=run_args)
+
+
+def run_args(args: argparse.Namespace) -> int:
+    options = ParityOptions(
+        onnx=args.onnx, saved_model=args.saved_model, report=args.report, checkpoint=args.checkpoint,
+        freq=args.freq, device=args.device, sweep=args.sweep,
+        named_inputs=dict(key_value(item, "--input", Path) for item in args.input),
+        inputs=input_options(args), atol=args.atol, rtol=args.rtol,
+        per_output={name: Tolerance(*value) for name, value in
+                    (key_value(item, "--tolerance", _atol_rtol) for item in args.tolerance)},
+        per_layer=not args.no_per_layer, chunk_frames=args.parity_chunk_frames, force=args.force,
+        tflite=args.tflite,
+    )
+    return run_parity_command(options)
+
+
+def _atol_rtol(text: str) -> tuple[float, float]:
+    atol, sep, rtol = text.partition(",")
+    if not sep:
+        raise ValueError("expected ATOL,RTOL")
+    return float(atol), float(rtol)

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import UsageError
+from pipeline.models.autovc.audio import N_MELS
+from pipeline.models.autovc.spec import INPUT_NAMES
+from pipeline.runtime.errors import UsageError
 
-from pipeline.audio import N_MELS
 DEFAULT_MAX_FRAMES = 8192  # about 131 s of audio at 16 kHz, hop 256
 
 
@@ -43,7 +44,7 @@ class InputBatch:
 
 
 def default_inputs(dim_emb: int) -> InputBatch:
-    from pipeline.default_input import DEFAULT_INPUT_LABEL, default_batch
+    from pipeline.models.autovc.default_input import DEFAULT_INPUT_LABEL, default_batch
 
     arrays = default_batch(dim_emb)
     return InputBatch(arrays, [arrays["mel"].shape[1]], [DEFAULT_INPUT_LABEL], "default (seeded, norm 0.8)")
@@ -68,7 +69,7 @@ def build_inputs(
         mels.append(read_mel(path, max_frames))
         sources.append(str(path))
     for path in wav_files or []:
-        from pipeline.audio import mel_from_file
+        from pipeline.models.autovc.audio import mel_from_file
 
         mel = mel_from_file(path)
         _check_mel(mel, str(path), max_frames)
@@ -90,13 +91,13 @@ def build_inputs(
         source = read_embeddings(emb_src, len(mels), dim_emb)
         src_label = str(emb_src)
     else:
-        from pipeline.default_input import default_embeddings
+        from pipeline.models.autovc.default_input import default_embeddings
 
         source = np.repeat(default_embeddings(dim_emb)[0][None], len(mels), axis=0)
         src_label = "default"
     target = read_embeddings(emb_trg, len(mels), dim_emb) if emb_trg is not None else source
     trg_label = str(emb_trg) if emb_trg is not None else "same as source (reconstruction)"
-    arrays = {"mel": mel, "emb_src": source.astype(np.float32), "emb_trg": target.astype(np.float32)}
+    arrays = dict(zip(INPUT_NAMES, (mel, source.astype(np.float32), target.astype(np.float32))))
     return InputBatch(arrays, lengths, sources, f"source: {src_label}; target: {trg_label}")
 
 
@@ -172,7 +173,7 @@ def load_npy(path: Path, what: str) -> np.ndarray:
 
 
 def _embeddings_from_encoder(checkpoint: Path, mels: list[np.ndarray], dim_emb: int) -> np.ndarray:
-    from pipeline.autovc import load_speaker_encoder, speaker_embedding
+    from pipeline.models.autovc import load_speaker_encoder, speaker_embedding
 
     encoder, _ = load_speaker_encoder(checkpoint)
     embeddings = np.stack([speaker_embedding(encoder, m) for m in mels])

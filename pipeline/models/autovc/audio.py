@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from pipeline.errors import UsageError
+from pipeline.runtime.errors import UsageError
 
 SAMPLE_RATE = 16000
 N_FFT = 1024

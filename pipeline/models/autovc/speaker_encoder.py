@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UsageError
-from .checkpoint import load_matching, read_state_dict
+from pipeline.models.autovc.checkpoint import load_matching, read_state_dict
+from pipeline.runtime.errors import UsageError
 
 
 class D_VECTOR(nn.Module):  # noqa: N801  (the authors' name, kept so the model is recognisable)

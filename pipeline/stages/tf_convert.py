@@ -27,9 +27,8 @@ from onnx import numpy_helper
 import custom_ops
 from custom_ops.lowering import Target, lowering, target
 from custom_ops.support import check_supported
-
-SIGNATURE_KEY = "serving_default"
-XLA_SIGNATURE_KEY = "serving_xla"
+from pipeline.stages.onnx_io import real_inputs
+from pipeline.stages.signatures import SIGNATURE_KEY, XLA_SIGNATURE_KEY
 
 
 def tf_name(onnx_name: str) -> str:
@@ -74,7 +73,6 @@ class OnnxGraphModule(tf.Module):
         from onnx_tf.backend import TensorflowBackend
         from onnx_tf.backend_tf_module import TFModuleHelper
 
-        self._backend = TensorflowBackend
         self._graph = model.graph
         self._opset = list(model.opset_import)
         self._handlers = TensorflowBackend._get_handlers(self._opset)
@@ -93,22 +91,13 @@ class OnnxGraphModule(tf.Module):
     @tf.autograph.experimental.do_not_convert
     def tensors(self, **inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         """Every value of the graph; see :func:`translate_node` for how nodes are traced."""
-        from onnx_tf.pb_wrapper import OnnxNode
-
-        # onnx-tf keeps each op's version on the handler class, set by the last _get_handlers()
-        # call in the process: refresh it for this graph's opset before translating.
-        handlers = self._backend._get_handlers(self._opset)
         values: dict[str, tf.Tensor] = {}
         for graph_input in self.inputs:
             values[graph_input.onnx_name] = inputs[graph_input.tf_name]
         # Variables are read here, so that every handler sees plain tensors in ONNX layout.
         values.update({name: self._onnx_layout(name) for name in self._initializers})
         values.update(self._handler_variables)
-        for node_proto in self._graph.node:
-            node = OnnxNode(node_proto)
-            results = translate_node(node, values, handlers, self._opset)
-            values.update(zip(node.outputs, results))
-        return values
+        return translate_graph(self._graph, self._opset, values)
 
     def _onnx_layout(self, name: str) -> tf.Tensor:
         """An initializer as ONNX lays it out, whichever way it is stored."""
@@ -221,6 +210,30 @@ _node_ops_autograph = tf.autograph.to_graph(_node_ops)
 AUTOGRAPH_OPS: frozenset[str] = frozenset({"NonMaxSuppression", "ReduceSum", "Trilu"})
 
 
+def translate_graph(
+    graph: onnx.GraphProto,
+    opset: list,
+    values: dict,
+    after_node: Callable[[onnx.NodeProto, list, dict], None] | None = None,
+) -> dict:
+    """Translate the nodes of ``graph`` in order into ``values`` (ONNX name -> tensor, holding
+    the graph inputs and initialisers on entry) and return it; ``after_node(node, results,
+    values)``, when given, runs after each node (to rebind values)."""
+    from onnx_tf.backend import TensorflowBackend
+    from onnx_tf.pb_wrapper import OnnxNode
+
+    # onnx-tf keeps each op's version on the handler class, set by the last _get_handlers()
+    # call in the process: refresh it for this graph's opset before translating.
+    handlers = TensorflowBackend._get_handlers(opset)
+    for node_proto in graph.node:
+        node = OnnxNode(node_proto)
+        results = translate_node(node, values, handlers, opset)
+        values.update(zip(node.outputs, results))
+        if after_node is not None:
+            after_node(node_proto, results, values)
+    return values
+
+
 def translate_node(node: Any, values: dict, handlers: dict, opset: list) -> list[tf.Tensor]:
     """One node (an onnx-tf ``OnnxNode``) as plain graph code, or through AutoGraph for a
     handler that needs it; ``values`` maps the names of the tensors computed so far.
@@ -300,11 +313,8 @@ def graph_inputs(model: onnx.ModelProto) -> list[GraphInput]:
     """The graph's real inputs (not initializers); unknown or symbolic dims become None."""
     from onnx_tf.common.data_type import onnx2tf
 
-    initialized = {init.name for init in model.graph.initializer}
     found = []
-    for value in model.graph.input:
-        if value.name in initialized:
-            continue
+    for value in real_inputs(model.graph):
         tensor_type = value.type.tensor_type
         shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
                       for d in tensor_type.shape.dim)

@@ -19,8 +19,8 @@ from typing import Any, TypedDict
 import torch
 from torch import nn
 
-from ..errors import UsageError
-from .model import CONV_CHANNELS, DECODER_LSTM_SIZE, N_MELS, Generator
+from pipeline.models.autovc.model import CONV_CHANNELS, DECODER_LSTM_SIZE, N_MELS, Generator
+from pipeline.runtime.errors import UsageError
 
 # The configuration of the authors' pre-trained model: Generator(32, 256, 512, 32).
 DEFAULT_HYPERPARAMETERS = {

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import onnx
 
-from pipeline.artifacts import AtomicOutputDir
-from pipeline.errors import UsageError
-from pipeline.onnx_io import load_onnx
-from pipeline.progress import Progress
+from pipeline.commands.flags import common, tflite_flags, tflite_variants
+from pipeline.runtime.artifacts import AtomicOutputDir
+from pipeline.runtime.errors import UsageError
+from pipeline.runtime.progress import Progress
+from pipeline.stages.onnx_io import load_onnx
 
 
 def run_convert(model_path: Path, out: Path, *, force: bool = False, tflite: bool = False,
@@ -25,7 +27,7 @@ def run_convert(model_path: Path, out: Path, *, force: bool = False, tflite: boo
 
     output = AtomicOutputDir(out, force=force, reads=[model_path])
     with output as temp:
-        from pipeline.tf_convert import OnnxGraphModule, write_saved_model
+        from pipeline.stages.tf_convert import OnnxGraphModule, write_saved_model
 
         with progress.stage("onnx -> tf"):
             module = OnnxGraphModule(model)
@@ -35,7 +37,7 @@ def run_convert(model_path: Path, out: Path, *, force: bool = False, tflite: boo
         except UnsupportedOptionError as error:  # refused by a handler while tracing
             raise UsageError(f"cannot convert {model_path}: {error}") from None
         if tflite or tflite_quantize:
-            from pipeline.tflite import report_section, write_tflite
+            from pipeline.stages.tflite import report_section, write_tflite
 
             with progress.stage("write tflite"):
                 models = write_tflite(module, temp, (None, *tflite_quantize))
@@ -59,3 +61,22 @@ def _require_supported(model: onnx.ModelProto, path: Path) -> None:
         more = len(error.nodes) - 1
         rest = f", and {more} more {'node' if more == 1 else 'nodes'}" if more else ""
         raise UsageError(f"cannot convert {path}: {error.nodes[0]}{rest}") from None
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "convert",
+        help="any ONNX model our handlers cover -> TF SavedModel",
+        description="Import an ONNX model with onnx-tf and our handlers and write a TF SavedModel "
+        "with a serving_default signature (ONNX input/output names, dynamic dims kept as None).",
+    )
+    p.add_argument("model", type=Path, help="the ONNX model file")
+    p.add_argument("--out", type=Path, required=True, help="output folder for the SavedModel")
+    tflite_flags(p)
+    common(p)
+    p.set_defaults(command=run_args)
+
+
+def run_args(args: argparse.Namespace) -> int:
+    return run_convert(args.model, args.out, force=args.force, tflite=args.tflite or bool(args.tflite_quantize),
+                       tflite_quantize=tflite_variants(args))

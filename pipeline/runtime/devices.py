@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.errors import PipelineError, UsageError
+from pipeline.runtime.errors import PipelineError, UsageError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 BACKENDS = ("torch", "onnxruntime", "tensorflow")

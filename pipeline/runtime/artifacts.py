@@ -32,10 +32,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pipeline.errors import PipelineError, UsageError
+from pipeline.runtime.errors import PipelineError, UsageError
+from pipeline.runtime.provenance import TOOL_NAME, collect
 
 MANIFEST = "manifest.json"
-TOOL_NAME = "autovc-onnx-tf"
 
 
 class AtomicOutputDir:
@@ -124,8 +124,6 @@ class AtomicOutputDir:
 
     def _publish(self, temp: Path) -> None:
         if "provenance" not in self.manifest:
-            from pipeline.provenance import collect
-
             self.manifest["provenance"] = collect()  # tool version, git commit, command line
         self.manifest["files"] = sorted(
             str(p.relative_to(temp)) for p in temp.rglob("*") if p.is_file()

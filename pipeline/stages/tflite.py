@@ -5,7 +5,7 @@ The graph is traced again, with every handler lowering for ``"tflite"`` (see
 ``tf.lite.TFLiteConverter`` restricted to ``TFLITE_BUILTINS``. Dynamic dims stay dynamic: a user
 calls ``resize_tensor_input`` then ``allocate_tensors`` (or a signature runner, which does both).
 The ``serving_default`` signature names its inputs and outputs like the SavedModel's (the ONNX
-names, made identifier-like by :func:`pipeline.tf_convert.tf_name`).
+names, made identifier-like by :func:`pipeline.stages.tf_convert.tf_name`).
 
 Variants (``quantize``): ``dynamic`` stores weights as int8 and quantizes activations on the fly
 (dynamic-range quantization); ``float16`` stores weights as float16, dequantized when loaded.
@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from pipeline.errors import PipelineError, UsageError
+from pipeline.runtime.errors import PipelineError, UsageError
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
     from pipeline.parity.backends import BackendSpec
-    from pipeline.tf_convert import OnnxGraphModule
+    from pipeline.stages.tf_convert import OnnxGraphModule
 
 TFLITE_FILE = "model.tflite"
 Quantize = Literal["dynamic", "float16"]
@@ -75,7 +75,7 @@ def tflite_function(module: OnnxGraphModule) -> tf.types.experimental.ConcreteFu
     import tensorflow as tf
 
     from custom_ops.lowering import lowering
-    from pipeline.tf_convert import tf_name
+    from pipeline.stages.tf_convert import tf_name
 
     def outputs(**inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         values = module.tensors(**inputs)

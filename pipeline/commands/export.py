@@ -1,4 +1,5 @@
-"""``python -m pipeline export``: checkpoint -> torch module -> ONNX -> TF SavedModel -> parity.
+"""``python -m pipeline export``: checkpoint -> torch module -> ONNX -> TF SavedModel -> parity,
+for any model of :data:`pipeline.models.MODELS` (``--model``, AutoVC by default).
 
 Each stage reads as one step below; everything is written into a temp folder that becomes
 ``--out`` only when every stage has finished.
@@ -6,16 +7,15 @@ Each stage reads as one step below; everything is written into a temp folder tha
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import provenance
-from pipeline.artifacts import AtomicOutputDir
-from pipeline.errors import PipelineError
-from pipeline.inputs import build_inputs
-from pipeline.onnx_io import load_onnx
+from pipeline.commands.flags import common, device, input_flags, input_options, tflite_flags, tflite_variants
+from pipeline.models import DEFAULT_MODEL, MODELS, ModelSpec, model_spec
+from pipeline.models.autovc.spec import DEFAULT_FREQ
 from pipeline.parity import Tolerance, run_parity, summary_table, write_report_files
 from pipeline.parity.backends import (
     TORCH_CPU_THREADS,
@@ -23,8 +23,12 @@ from pipeline.parity.backends import (
     torch_threads,
 )
 from pipeline.parity.chunks import DEFAULT_CHUNK_FRAMES
-from pipeline.progress import Progress
-from pipeline.tflite import litert_backend
+from pipeline.runtime import provenance
+from pipeline.runtime.artifacts import AtomicOutputDir
+from pipeline.runtime.errors import PipelineError, UsageError
+from pipeline.runtime.progress import Progress
+from pipeline.stages.onnx_io import load_onnx
+from pipeline.stages.tflite import litert_backend
 
 DEFAULT_ARTIFACTS = Path("artifacts")
 # export promises max abs <= 1e-5 between every pair of frameworks on every output.
@@ -33,8 +37,9 @@ EXPORT_TOLERANCE = Tolerance(atol=1e-5, rtol=0.0)
 
 @dataclass
 class ExportOptions:
+    model: str = DEFAULT_MODEL  # a name in pipeline.models.MODELS
     checkpoint: Path | None = None
-    freq: int = 32
+    freq: int = DEFAULT_FREQ
     seed: int = 0
     out: Path | None = None
     opset: int = 17
@@ -42,33 +47,30 @@ class ExportOptions:
     device: str = "auto"
     force: bool = False
     trainable: bool = False  # also write trainable/ (pipeline.training.write_trainable)
-    inputs: dict = field(default_factory=dict)  # keyword arguments of pipeline.inputs.build_inputs
+    inputs: dict = field(default_factory=dict)  # the input flags, read by the model spec's inputs()
     parity_chunk_frames: int = DEFAULT_CHUNK_FRAMES  # frames budget per parity batch chunk (0: never split)
-    tflite: bool = False  # also write model.tflite (pipeline.tflite) and add LiteRT to the parity check
+    tflite: bool = False  # also write model.tflite (pipeline.stages.tflite) and add LiteRT to the parity check
     tflite_quantize: tuple[str, ...] = ()  # also write model.<variant>.tflite for each (implies tflite)
 
 
 def default_output_dir(options: ExportOptions) -> Path:
-    name = options.checkpoint.stem if options.checkpoint else f"autovc-random-seed{options.seed}"
-    return DEFAULT_ARTIFACTS / name
+    return DEFAULT_ARTIFACTS / model_spec(options.model).default_output_name(options)
 
 
 def run_export(options: ExportOptions) -> int:
     """Run every stage; 0 when all three frameworks agree, 1 when the parity check fails."""
-    from pipeline.autovc import AutoVC, load_generator, random_generator
-    from pipeline.devices import resolve_devices
-    from pipeline.onnx_export import DYNAMIC_AXES, check_onnxruntime, export_metadata, export_onnx
+    from pipeline.runtime.devices import resolve_devices
+    from pipeline.stages.onnx_export import check_onnxruntime, export_onnx
 
+    spec = model_spec(options.model)
+    _refuse_unused_flags(spec, options)
     progress = Progress()
     out = options.out or default_output_dir(options)
     with progress.stage("load model"):
-        if options.checkpoint is not None:
-            generator, info = load_generator(options.checkpoint, freq=options.freq)
-        else:
-            generator, info = random_generator(options.seed, freq=options.freq)
-        module = AutoVC(generator).eval()
+        loaded = spec.load(options)
+        module, info = loaded.module, loaded.info
     progress.info(f"  weights: {info['label']}")
-    inputs = build_inputs(dim_emb=generator.dim_emb, **options.inputs)
+    inputs = spec.inputs(loaded, options.inputs)
     input_files = provenance.build_input_files(checkpoint=options.checkpoint, **options.inputs)
 
     if options.tflite or options.tflite_quantize:
@@ -80,13 +82,13 @@ def run_export(options: ExportOptions) -> int:
         with progress.stage("devices"):
             plan = resolve_devices(options.device)
         progress.info(plan.describe())
-        from pipeline.tf_convert import OnnxGraphModule, write_saved_model
+        from pipeline.stages.tf_convert import OnnxGraphModule, write_saved_model
 
         onnx_path = temp / "model.onnx"
         with progress.stage("torch -> onnx"):
             exported = export_onnx(
-                module, onnx_path, opset=options.opset, keep_batchnorm=options.keep_batchnorm,
-                metadata=export_metadata(info),
+                module, onnx_path, spec=spec, opset=options.opset, keep_batchnorm=options.keep_batchnorm,
+                metadata=spec.metadata(info),
             )
         progress.info(f"  {exported.size_bytes / 1e6:.1f} MB, {sum(exported.op_counts.values())} nodes")
         module.to(plan.torch_device)
@@ -97,10 +99,9 @@ def run_export(options: ExportOptions) -> int:
         with progress.stage("onnx -> tf"):
             tf_module = OnnxGraphModule(load_onnx(onnx_path))
         with progress.stage("write savedmodel"):
-            # AutoVC zero-pads time to a multiple of freq itself: serving_xla compiles per bucket.
-            write_saved_model(tf_module, temp / "saved_model", xla_buckets={DYNAMIC_AXES["mel"][1]: options.freq})
+            write_saved_model(tf_module, temp / "saved_model", xla_buckets=spec.xla_buckets(options))
         if options.trainable:
-            _write_trainable(generator, temp / "trainable", progress)
+            _write_trainable(module.generator, temp / "trainable", progress)
         tflite_models = _write_tflite(tf_module, temp, options, progress)
 
         with progress.stage("parity"):
@@ -117,6 +118,7 @@ def run_export(options: ExportOptions) -> int:
             write_report_files(result, temp / "report")
         output.manifest.update({
             "kind": "export",
+            "model": spec.name,
             "weights": info["origin"],
             "weights_label": info["label"],
             "hyperparameters": info["hyperparameters"],
@@ -131,6 +133,20 @@ def run_export(options: ExportOptions) -> int:
     progress.info(f"artefacts: {out} (report: {out / 'report' / 'report.html'})")
     print(result.summary_line(), file=sys.stderr)
     return 0 if result.passed else 1
+
+
+def _refuse_unused_flags(spec: ModelSpec, options: ExportOptions) -> None:
+    """A model-specific flag given for a model that does not read it is a usage error."""
+    defaults = ExportOptions()
+    unused = [name for name in ("freq", "trainable") if name not in spec.flags
+              and getattr(options, name) != getattr(defaults, name)]
+    unused += [name for name, value in options.inputs.items() if name not in spec.input_flags and value]
+    if unused:
+        flags = ", ".join("--" + _FLAG_NAMES.get(name, name).replace("_", "-") for name in unused)
+        raise UsageError(f"{flags}: not an option of --model {spec.name}")
+
+
+_FLAG_NAMES = {"mel_files": "mel", "wav_files": "wav"}
 
 
 def _write_trainable(generator: Any, directory: Path, progress: Progress) -> None:
@@ -148,7 +164,7 @@ def _write_trainable(generator: Any, directory: Path, progress: Progress) -> Non
 
 def _write_tflite(tf_module: Any, directory: Path, options: ExportOptions, progress: Progress) -> list:
     """``model.tflite`` (and one file per ``--tflite-quantize`` variant) when asked, else nothing."""
-    from pipeline.tflite import write_tflite
+    from pipeline.stages.tflite import write_tflite
 
     if not (options.tflite or options.tflite_quantize):
         return []
@@ -163,7 +179,7 @@ def _tflite_report(models: list, result: Any, inputs: dict, directory: Path) -> 
     """The report's ``tflite`` section: every file, and each quantized variant's error against
     torch (onnxruntime without torch) on the parity chunk the report shows."""
     from pipeline.parity.chunks import take
-    from pipeline.tflite import report_section, variant_errors
+    from pipeline.stages.tflite import report_section, variant_errors
 
     reference = "torch" if "torch" in result.shown_outputs else "ort"
     start, stop = result.shown_rows or (0, None)
@@ -179,3 +195,57 @@ def _require_close(errors: dict[str, float], progress: Progress) -> None:
     if broken:
         detail = ", ".join(f"{k} {v:.2e}" for k, v in broken.items())
         raise PipelineError(f"onnxruntime disagrees with torch beyond {EXPORT_TOLERANCE.atol:g} max abs: {detail}")
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "export",
+        help="PyTorch AutoVC -> model.onnx -> TF SavedModel, checked against torch",
+        description=(
+            "Build the model (--model, AutoVC by default; from --checkpoint, or seeded random weights when "
+            "none is given), export it "
+            "to ONNX, import it into TensorFlow with our handlers, write a SavedModel and check all "
+            "three frameworks agree. Output folder: model.onnx, saved_model/, report/, manifest.json "
+            "(and trainable/ with --trainable)."
+        ),
+    )
+    p.add_argument("--model", choices=tuple(MODELS), default=DEFAULT_MODEL,
+                   help="the model to build: " + "; ".join(f"{name}: {model_spec(name).summary}" for name in MODELS)
+                   + f" (default {DEFAULT_MODEL})")
+    p.add_argument("--checkpoint", type=Path,
+                   help="; ".join(f"{name}: {model_spec(name).checkpoint_format}" for name in MODELS))
+    p.add_argument("--freq", type=int, default=32, help="code down-sampling factor of the checkpoint (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random weights when no --checkpoint (default 0)")
+    p.add_argument("--out", type=Path,
+                   help="output folder (default artifacts/<checkpoint name or MODEL-random-seed0, e.g. autovc-random-seed0>)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--fold-batchnorm", action="store_true",
+                   help="fold BatchNorm into the preceding Conv (default: keep BatchNormalization nodes)")
+    p.add_argument("--trainable", action="store_true",
+                   help="also write trainable/: a TF SavedModel to fine-tune, variables named after the "
+                   "PyTorch parameters, with train_forward, loss and inference (about 30 s and 115 MB more)")
+    tflite_flags(p)
+    device(p)
+    input_flags(p)
+    common(p)
+    p.set_defaults(command=run_args)
+
+
+def run_args(args: argparse.Namespace) -> int:
+    options = ExportOptions(
+        model=args.model,
+        checkpoint=args.checkpoint,
+        freq=args.freq,
+        seed=args.seed,
+        out=args.out,
+        opset=args.opset,
+        keep_batchnorm=not args.fold_batchnorm,
+        device=args.device,
+        force=args.force,
+        trainable=args.trainable,
+        inputs=input_options(args),
+        parity_chunk_frames=args.parity_chunk_frames,
+        tflite=args.tflite,
+        tflite_quantize=tflite_variants(args),
+    )
+    return run_export(options)

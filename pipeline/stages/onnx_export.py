@@ -1,19 +1,16 @@
-"""Export stage: AutoVC (PyTorch) -> ONNX with the legacy TorchScript exporter.
+"""Export stage: a PyTorch model (AutoVC by default; any :class:`~pipeline.models.ModelSpec`)
+-> ONNX with the legacy TorchScript exporter.
 
 The legacy exporter is used on purpose: the dynamo exporter specialises the LSTM sequence length
 to the example input, so its model fails at any other T. Batch and time axes are dynamic.
 BatchNorm nodes are kept by default (the exporter otherwise folds them into the convolutions),
 so the converter downstream has to handle them. The same weights give a byte-identical file.
-
-An ONNX graph cannot have an input and an output of the same name, so the mel input is ``mel``
-and the decoder's mel output is ``mel_decoder``.
 """
 
 from __future__ import annotations
 
 import collections
 import io
-import json
 import os
 import time
 import warnings
@@ -25,20 +22,11 @@ import numpy as np
 import onnx
 import torch
 
-from .autovc.checkpoint import ModelInfo
-from .autovc.model import N_MELS, AutoVC
-from .errors import PipelineError, UsageError
+from pipeline.models import ModelSpec
+from pipeline.models.autovc.spec import SPEC as AUTOVC
+from pipeline.runtime.devices import CPU_EP
+from pipeline.runtime.errors import PipelineError, UsageError
 
-INPUT_NAMES = ("mel", "emb_src", "emb_trg")
-OUTPUT_NAMES = ("mel_decoder", "mel_postnet", "codes")
-DYNAMIC_AXES = {
-    "mel": {0: "batch", 1: "time"},
-    "emb_src": {0: "batch"},
-    "emb_trg": {0: "batch"},
-    "mel_decoder": {0: "batch", 1: "time"},
-    "mel_postnet": {0: "batch", 1: "time"},
-    "codes": {0: "batch", 1: "segments"},
-}
 # Opsets tested with this model; above 20 the legacy exporter only warns that it is unsupported.
 MIN_OPSET = 13
 MAX_OPSET = 20
@@ -54,17 +42,19 @@ class ExportResult:
 
 
 def export_onnx(
-    module: AutoVC,
+    module: torch.nn.Module,
     path: str | Path,
     *,
+    spec: ModelSpec = AUTOVC,
     opset: int = 17,
     keep_batchnorm: bool = True,
     example_T: int = 64,
     metadata: Mapping[str, str] | None = None,
 ) -> ExportResult:
-    """Export ``module`` (put in eval mode) to ``path``, checked and shape-inferred.
+    """Export ``module`` (the model ``spec`` describes, put in eval mode) to ``path``, checked
+    and shape-inferred, with the spec's input and output names and dynamic axes.
 
-    ``metadata`` (e.g. from :func:`export_metadata`) goes into the model's metadata_props along
+    ``metadata`` (e.g. from :meth:`ModelSpec.metadata`) goes into the model's metadata_props along
     with the torch and onnx versions, the opset and whether BatchNorm was kept; these export
     facts win over ``metadata`` keys of the same name. ``example_T`` is the number of frames of
     the example input that is traced; the graph is valid for every T >= 1.
@@ -76,18 +66,16 @@ def export_onnx(
     path = Path(path)
     start = time.perf_counter()
     module.eval()
-    generator = module.generator
-    example = (
-        torch.zeros(EXAMPLE_BATCH, example_T, N_MELS),
-        torch.zeros(EXAMPLE_BATCH, generator.dim_emb),
-        torch.zeros(EXAMPLE_BATCH, generator.dim_emb),
-    )
+    example = spec.example_inputs(module, EXAMPLE_BATCH, example_T)
     with warnings.catch_warnings(), torch.no_grad():
         _ignore_expected_export_warnings()
         # PRESERVE exports an eval-mode module's BatchNorm as BatchNormalization nodes;
         # EVAL lets the exporter fold them into the preceding Conv.
         training = torch.onnx.TrainingMode.PRESERVE if keep_batchnorm else torch.onnx.TrainingMode.EVAL
-        exported = export_to_bytes(module, example, opset=opset, training=training)
+        exported = export_to_bytes(
+            module, example, opset=opset, input_names=spec.input_names, output_names=spec.output_names,
+            dynamic_axes=spec.dynamic_axes, training=training,
+        )
     model = onnx.load_from_string(exported)
     onnx.checker.check_model(model, full_check=True)
     model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
@@ -112,15 +100,6 @@ def export_onnx(
     )
 
 
-def export_metadata(info: ModelInfo) -> dict[str, str]:
-    """metadata_props entries that record the Generator's hyperparameters and weights origin."""
-    return {
-        "autovc.hyperparameters": json.dumps(info["hyperparameters"], sort_keys=True),
-        "autovc.weights_origin": json.dumps(info["origin"], sort_keys=True),
-        "autovc.weights_label": info["label"],
-    }
-
-
 def op_counts(model: onnx.ModelProto) -> dict[str, int]:
     """How many nodes of each op type the main graph has, sorted by op type."""
     return dict(sorted(collections.Counter(node.op_type for node in model.graph.node).items()))
@@ -128,13 +107,14 @@ def op_counts(model: onnx.ModelProto) -> dict[str, int]:
 
 def check_onnxruntime(
     onnx_path: str | Path,
-    module: AutoVC,
+    module: torch.nn.Module,
     inputs: Mapping[str, np.ndarray],
-    providers: Sequence[str] = ("CPUExecutionProvider",),
+    providers: Sequence[str] = (CPU_EP,),
     threads: int = 0,
 ) -> dict[str, float]:
     """Max abs difference, per output name, between onnxruntime running ``onnx_path`` and
-    ``module`` (in eval mode) on the same ``inputs`` (keyed by :data:`INPUT_NAMES`).
+    ``module`` (in eval mode) on the same ``inputs`` (keyed by ONNX input name; the module takes
+    them in the graph's input order and returns its outputs in the graph's output order).
     ``threads`` sets onnxruntime's intra-op threads (0: its default)."""
     try:
         import onnxruntime
@@ -146,13 +126,17 @@ def check_onnxruntime(
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     session = onnxruntime.InferenceSession(str(onnx_path), options, providers=list(providers))
-    feed = {name: np.ascontiguousarray(inputs[name], dtype=np.float32) for name in INPUT_NAMES}
-    ort_outputs = session.run(list(OUTPUT_NAMES), feed)
+    input_names = [value.name for value in session.get_inputs()]
+    output_names = [value.name for value in session.get_outputs()]
+    feed = {name: np.ascontiguousarray(inputs[name], dtype=np.float32) for name in input_names}
+    ort_outputs = session.run(output_names, feed)
     module.eval()
     with torch.no_grad():
-        torch_outputs = module(*(torch.from_numpy(feed[name]) for name in INPUT_NAMES))
+        torch_outputs = module(*(torch.from_numpy(feed[name]) for name in input_names))
+    if isinstance(torch_outputs, torch.Tensor):
+        torch_outputs = (torch_outputs,)
     errors = {}
-    for name, ort_value, torch_value in zip(OUTPUT_NAMES, ort_outputs, torch_outputs):
+    for name, ort_value, torch_value in zip(output_names, ort_outputs, torch_outputs):
         expected = torch_value.numpy()
         if ort_value.shape != expected.shape:
             raise PipelineError(
@@ -182,16 +166,16 @@ def export_to_bytes(
     example: tuple[torch.Tensor, ...],
     *,
     opset: int,
-    input_names: Sequence[str] = INPUT_NAMES,
-    output_names: Sequence[str] = OUTPUT_NAMES,
-    dynamic_axes: Mapping[str, Mapping[int, str]] = DYNAMIC_AXES,
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    dynamic_axes: Mapping[str, Mapping[int, str]],
     training: torch.onnx.TrainingMode = torch.onnx.TrainingMode.PRESERVE,
     do_constant_folding: bool = True,
 ) -> bytes:
     """``module`` traced on ``example`` by the legacy TorchScript exporter, as ONNX bytes.
 
-    The defaults are AutoVC's inference export; the trainable export
-    (:mod:`pipeline.training.trainable`) passes its own names, ``TrainingMode.TRAINING`` and
+    :func:`export_onnx` passes a model spec's names; the trainable export
+    (:mod:`pipeline.training.trainable`) passes its own, ``TrainingMode.TRAINING`` and
     ``do_constant_folding=False``. The module's mode is the caller's to set, and so are the
     warning filters (the caller knows which of the exporter's warnings are expected).
     """
