@@ -21,13 +21,9 @@ import onnx
 import onnxruntime as ort
 import torch
 
-# The only place the zoo names the conversion code: a rename of the module touches this import.
-from pipeline.tf_convert import (
-    SIGNATURE_KEY,
-    XLA_SIGNATURE_KEY,
-    OnnxGraphModule,
-    write_saved_model,
-)
+# The only place the zoo names the conversion code: a rename of the modules touches these imports.
+from pipeline.stages.signatures import SIGNATURE_KEY, XLA_SIGNATURE_KEY
+from pipeline.stages.tf_convert import OnnxGraphModule, write_saved_model
 from tests.torch_onnx import export
 
 # The newest opset torch's legacy (TorchScript) exporter accepts.
