@@ -142,7 +142,7 @@ def test_latency_benchmark_times_litert_beside_the_others(default_export):
 
     result = latency.run(default_export, [latency.Shape(1, 32, 1)], threads=1)
     (row,) = result["shapes"]
-    assert set(row["stats_ms"]) == {latency.TORCH, latency.ORT, latency.TF, latency.LITERT}
+    assert set(row["stats_ms"]) == {latency.TORCH, latency.ORT, latency.TF, latency.TF_XLA, latency.LITERT}
     assert row["max_abs_vs_torch"][latency.LITERT] <= 1e-5
     assert result["model_bytes"][latency.LITERT] == (default_export / "model.tflite").stat().st_size
     results = {"command": "python -m benchmarks --only latency", "created_utc": "now", "quick": True,
