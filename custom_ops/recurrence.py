@@ -247,6 +247,38 @@ def gate_functions(specs: Sequence[ActivationSpec], gates: int) -> list[Activati
     return [per_direction([activation(*s) for s in specs[k::gates]]) for k in range(gates)]
 
 
+class RecurrentOp:
+    """The ONNX-facing part of the LSTM, GRU and RNN handlers (put before ``BackendHandler`` in
+    the bases): versions 7, 14 (adds ``layout``) and 22 (adds bfloat16) all run
+    ``compute(parse(node), *inputs)`` on the node's first ``INPUT_COUNT`` inputs, an omitted one
+    as None. A handler sets the three."""
+
+    INPUT_COUNT: int
+    parse: Callable[[OnnxNode], object]  # the node's attributes, validated
+    compute: Callable[..., Sequence[tf.Tensor]]  # (config, *inputs) -> the node's outputs
+
+    @classmethod
+    @tf.autograph.experimental.do_not_convert  # explicit graph code; nothing to convert
+    def _common(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
+        tensor_dict = kwargs["tensor_dict"]
+        inputs = [optional_input(node, tensor_dict, k) for k in range(cls.INPUT_COUNT)]
+        return list(cls.compute(cls.parse(node), *inputs))
+
+    @classmethod
+    def version_7(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
+        return cls._common(node, **kwargs)
+
+    @classmethod
+    def version_14(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
+        """Adds ``layout``."""
+        return cls._common(node, **kwargs)
+
+    @classmethod
+    def version_22(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
+        """Adds bfloat16."""
+        return cls._common(node, **kwargs)
+
+
 def optional_input(node: OnnxNode, tensor_dict: dict, index: int) -> tf.Tensor | None:
     """Input ``index`` of ``node``, or None when omitted or given as the empty name."""
     if index < len(node.inputs) and node.inputs[index]:

@@ -34,6 +34,7 @@ from onnx_tf.pb_wrapper import OnnxNode
 
 from custom_ops.recurrence import (
     Activation,
+    RecurrentOp,
     by_direction,
     clip_bound,
     gate_functions,
@@ -43,7 +44,6 @@ from custom_ops.recurrence import (
     node_directions,
     node_layout,
     onnx_outputs,
-    optional_input,
     per_step_validity,
     recurrent_matmul,
     time_loop,
@@ -152,26 +152,9 @@ def gru(
 
 
 @onnx_op("GRU")
-class GRU(BackendHandler):
+class GRU(RecurrentOp, BackendHandler):
     """ONNX GRU as a single ``tf.while_loop``; see the module docstring for the semantics."""
 
-    @classmethod
-    @tf.autograph.experimental.do_not_convert  # explicit graph code; nothing to convert
-    def _common(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
-        tensor_dict = kwargs["tensor_dict"]
-        inputs = [optional_input(node, tensor_dict, k) for k in range(6)]
-        return list(gru(_Config.from_node(node), *inputs))
-
-    @classmethod
-    def version_7(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
-        return cls._common(node, **kwargs)
-
-    @classmethod
-    def version_14(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
-        """Adds ``layout``."""
-        return cls._common(node, **kwargs)
-
-    @classmethod
-    def version_22(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
-        """Adds bfloat16."""
-        return cls._common(node, **kwargs)
+    INPUT_COUNT = 6
+    parse = staticmethod(_Config.from_node)
+    compute = staticmethod(gru)

@@ -46,6 +46,7 @@ from onnx_tf.pb_wrapper import OnnxNode
 from custom_ops.lowering import target
 from custom_ops.recurrence import (
     Activation,
+    RecurrentOp,
     by_direction,
     clip_bound,
     gate_functions,
@@ -55,7 +56,6 @@ from custom_ops.recurrence import (
     node_directions,
     node_layout,
     onnx_outputs,
-    optional_input,
     per_step_validity,
     recurrent_matmul,
     time_loop,
@@ -290,26 +290,9 @@ def _loop_recurrence(
 
 
 @onnx_op("LSTM")
-class LSTM(BackendHandler):
+class LSTM(RecurrentOp, BackendHandler):
     """ONNX LSTM as a single ``tf.while_loop``; see the module docstring for the semantics."""
 
-    @classmethod
-    @tf.autograph.experimental.do_not_convert  # explicit graph code; nothing to convert
-    def _common(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
-        tensor_dict = kwargs["tensor_dict"]
-        inputs = [optional_input(node, tensor_dict, k) for k in range(8)]
-        return list(lstm(_Config.from_node(node), *inputs))
-
-    @classmethod
-    def version_7(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
-        return cls._common(node, **kwargs)
-
-    @classmethod
-    def version_14(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
-        """Adds ``layout``."""
-        return cls._common(node, **kwargs)
-
-    @classmethod
-    def version_22(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
-        """Adds bfloat16."""
-        return cls._common(node, **kwargs)
+    INPUT_COUNT = 8
+    parse = staticmethod(_Config.from_node)
+    compute = staticmethod(lstm)

@@ -26,6 +26,7 @@ from onnx_tf.pb_wrapper import OnnxNode
 
 from custom_ops.recurrence import (
     Activation,
+    RecurrentOp,
     by_direction,
     clip_bound,
     gate_functions,
@@ -35,7 +36,6 @@ from custom_ops.recurrence import (
     node_directions,
     node_layout,
     onnx_outputs,
-    optional_input,
     per_step_validity,
     recurrent_matmul,
     time_loop,
@@ -110,26 +110,9 @@ def rnn(
 
 
 @onnx_op("RNN")
-class RNN(BackendHandler):
+class RNN(RecurrentOp, BackendHandler):
     """ONNX RNN as a single ``tf.while_loop``; see the module docstring for the semantics."""
 
-    @classmethod
-    @tf.autograph.experimental.do_not_convert  # explicit graph code; nothing to convert
-    def _common(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
-        tensor_dict = kwargs["tensor_dict"]
-        inputs = [optional_input(node, tensor_dict, k) for k in range(6)]
-        return list(rnn(_Config.from_node(node), *inputs))
-
-    @classmethod
-    def version_7(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
-        return cls._common(node, **kwargs)
-
-    @classmethod
-    def version_14(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
-        """Adds ``layout``."""
-        return cls._common(node, **kwargs)
-
-    @classmethod
-    def version_22(cls, node: OnnxNode, **kwargs) -> list[tf.Tensor]:
-        """Adds bfloat16."""
-        return cls._common(node, **kwargs)
+    INPUT_COUNT = 6
+    parse = staticmethod(_Config.from_node)
+    compute = staticmethod(rnn)
