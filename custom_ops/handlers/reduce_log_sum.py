@@ -9,7 +9,7 @@ import tensorflow as tf
 from onnx_tf.handlers.backend_handler import BackendHandler
 from onnx_tf.handlers.handler import onnx_op
 
-from .reduction import ReductionMixin
+from .reduction import ReductionMixin, versions
 
 
 def _reduce(x: tf.Tensor, axis, keepdims: bool) -> tf.Tensor:
@@ -17,21 +17,6 @@ def _reduce(x: tf.Tensor, axis, keepdims: bool) -> tf.Tensor:
 
 
 @onnx_op("ReduceLogSum")
+@versions(1, 11, 13, 18)
 class ReduceLogSum(ReductionMixin, BackendHandler):
     reduce = staticmethod(_reduce)
-
-    @classmethod
-    def version_1(cls, node, **kwargs) -> list[tf.Tensor]:
-        return cls._common(node, **kwargs)
-
-    @classmethod
-    def version_11(cls, node, **kwargs) -> list[tf.Tensor]:
-        return cls._common(node, **kwargs)
-
-    @classmethod
-    def version_13(cls, node, **kwargs) -> list[tf.Tensor]:
-        return cls._common(node, **kwargs)
-
-    @classmethod
-    def version_18(cls, node, **kwargs) -> list[tf.Tensor]:
-        return cls._common(node, **kwargs)

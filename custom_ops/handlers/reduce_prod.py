@@ -9,25 +9,10 @@ import tensorflow as tf
 from onnx_tf.handlers.backend_handler import BackendHandler
 from onnx_tf.handlers.handler import onnx_op
 
-from .reduction import ReductionMixin
+from .reduction import ReductionMixin, versions
 
 
 @onnx_op("ReduceProd")
+@versions(1, 11, 13, 18)
 class ReduceProd(ReductionMixin, BackendHandler):
     reduce = staticmethod(tf.reduce_prod)
-
-    @classmethod
-    def version_1(cls, node, **kwargs) -> list[tf.Tensor]:
-        return cls._common(node, **kwargs)
-
-    @classmethod
-    def version_11(cls, node, **kwargs) -> list[tf.Tensor]:
-        return cls._common(node, **kwargs)
-
-    @classmethod
-    def version_13(cls, node, **kwargs) -> list[tf.Tensor]:
-        return cls._common(node, **kwargs)
-
-    @classmethod
-    def version_18(cls, node, **kwargs) -> list[tf.Tensor]:
-        return cls._common(node, **kwargs)

@@ -9,7 +9,7 @@ import tensorflow as tf
 from onnx_tf.handlers.backend_handler import BackendHandler
 from onnx_tf.handlers.handler import onnx_op
 
-from .reduction import ReductionMixin
+from .reduction import ReductionMixin, versions
 
 
 def _reduce(x: tf.Tensor, axis, keepdims: bool) -> tf.Tensor:
@@ -17,25 +17,10 @@ def _reduce(x: tf.Tensor, axis, keepdims: bool) -> tf.Tensor:
 
 
 @onnx_op("ReduceSumSquare")
+@versions(1, 11, 13, 18)
 class ReduceSumSquare(ReductionMixin, BackendHandler):
     reduce = staticmethod(_reduce)
 
     @staticmethod
     def noop(x: tf.Tensor) -> tf.Tensor:
         return x * x
-
-    @classmethod
-    def version_1(cls, node, **kwargs) -> list[tf.Tensor]:
-        return cls._common(node, **kwargs)
-
-    @classmethod
-    def version_11(cls, node, **kwargs) -> list[tf.Tensor]:
-        return cls._common(node, **kwargs)
-
-    @classmethod
-    def version_13(cls, node, **kwargs) -> list[tf.Tensor]:
-        return cls._common(node, **kwargs)
-
-    @classmethod
-    def version_18(cls, node, **kwargs) -> list[tf.Tensor]:
-        return cls._common(node, **kwargs)

@@ -19,6 +19,18 @@ import numpy as np
 import tensorflow as tf
 
 
+def versions(*numbers: int) -> Callable[[type], type]:
+    """Class decorator: a ``version_N`` classmethod for each N, all running ``_common`` (the
+    Reduce* handlers differ only in which versions their op has)."""
+
+    def add(cls: type) -> type:
+        for number in numbers:
+            setattr(cls, f"version_{number}", classmethod(lambda c, node, **kwargs: c._common(node, **kwargs)))
+        return cls
+
+    return add
+
+
 class ReductionMixin:
     """A handler sets ``reduce = staticmethod(f)`` with ``f(x, axis, keepdims) -> y`` (``axis``
     None: every axis) and, where the no-op is not the identity, ``noop``."""
