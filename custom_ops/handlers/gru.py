@@ -46,6 +46,7 @@ from custom_ops.recurrence import (
     onnx_outputs,
     per_step_validity,
     recurrent_matmul,
+    recurrent_weights,
     time_loop,
     time_major,
 )
@@ -115,11 +116,10 @@ def gru(
             bias = w_bias + r_bias
     xw = input_projection(x, w, bias, 3, hidden, config.backward, seq_lens)
 
-    # R_d^T [H, 3H] per direction: columns ordered gate, unit.
-    r_t = tf.unstack(tf.transpose(r, [0, 2, 1]), dirs)
+    r_weights = recurrent_weights(r, dirs)
     if not config.linear_before_reset:  # (r * h) R_h is its own matmul
-        r_zr_t = [r_d[:, : 2 * hidden] for r_d in r_t]
-        r_h_t = [r_d[:, 2 * hidden :] for r_d in r_t]
+        r_zr_weights = [r_d.gate_rows(0, 2 * hidden) for r_d in r_weights]
+        r_h_weights = [r_d.gate_rows(2 * hidden, 3 * hidden) for r_d in r_weights]
     per_step = [xw]
     if seq_lens is not None:
         per_step.append(per_step_validity(seq_lens, steps))  # [T, B, 1]
@@ -129,15 +129,15 @@ def gru(
         (h,) = state
         x_z, x_r, x_h = tf.split(rows[0], 3, axis=-1)
         if config.linear_before_reset:
-            h_z, h_r, h_h = tf.split(recurrent_matmul(h, r_t, 3, hidden), 3, axis=-1)
+            h_z, h_r, h_h = tf.split(recurrent_matmul(h, r_weights, 3, hidden), 3, axis=-1)
             if rb_h is not None:
                 h_h += rb_h
             reset = config.f(bound(x_r + h_r))
             n = config.g(bound(x_h + reset * h_h))
         else:
-            h_z, h_r = tf.split(recurrent_matmul(h, r_zr_t, 2, hidden), 2, axis=-1)
+            h_z, h_r = tf.split(recurrent_matmul(h, r_zr_weights, 2, hidden), 2, axis=-1)
             reset = config.f(bound(x_r + h_r))
-            n = config.g(bound(x_h + recurrent_matmul(reset * h, r_h_t, 1, hidden)))
+            n = config.g(bound(x_h + recurrent_matmul(reset * h, r_h_weights, 1, hidden)))
         update = config.f(bound(x_z + h_z))
         h_new = (1.0 - update) * n + update * h
         if seq_lens is None:

@@ -58,6 +58,7 @@ from custom_ops.recurrence import (
     onnx_outputs,
     per_step_validity,
     recurrent_matmul,
+    recurrent_weights,
     time_loop,
     time_major,
 )
@@ -253,9 +254,7 @@ def _loop_recurrence(
         bias = w_bias + r_bias
     xw = input_projection(x, w, bias, 4, hidden, config.backward, seq_lens)
 
-    # R_d^T [H, 4H] per direction: columns ordered gate, unit. (The converter stores R
-    # transposed, so that this transpose cancels against its inverse: see pipeline.stages.tf_convert.)
-    r_t = tf.unstack(tf.transpose(r, [0, 2, 1]), dirs)
+    r_weights = recurrent_weights(r, dirs)
     if p is not None:  # P [D, 3H] -> p_i, p_o, p_f, each [D*H] direction-major like the state
         p = tf.transpose(tf.reshape(p, [dirs, 3, hidden]), [1, 0, 2])
         p_i, p_o, p_f = tf.unstack(tf.reshape(p, [3, dirs * hidden]))
@@ -266,7 +265,7 @@ def _loop_recurrence(
 
     def step(t: tf.Tensor, rows: list[tf.Tensor], state: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tuple]:
         h, c = state
-        z_i, z_o, z_f, z_c = tf.split(rows[0] + recurrent_matmul(h, r_t, 4, hidden), 4, axis=-1)
+        z_i, z_o, z_f, z_c = tf.split(rows[0] + recurrent_matmul(h, r_weights, 4, hidden), 4, axis=-1)
         if p is not None:
             z_i += p_i * c
             z_f += p_f * c

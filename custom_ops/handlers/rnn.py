@@ -38,6 +38,7 @@ from custom_ops.recurrence import (
     onnx_outputs,
     per_step_validity,
     recurrent_matmul,
+    recurrent_weights,
     time_loop,
     time_major,
 )
@@ -89,7 +90,7 @@ def rnn(
         w_bias, r_bias = tf.split(b, 2, axis=1)
         bias = w_bias + r_bias
     xw = input_projection(x, w, bias, 1, hidden, config.backward, seq_lens)
-    r_t = tf.unstack(tf.transpose(r, [0, 2, 1]), dirs)  # R_d^T [H, H] per direction
+    r_weights = recurrent_weights(r, dirs)
     per_step = [xw]
     if seq_lens is not None:
         per_step.append(per_step_validity(seq_lens, steps))  # [T, B, 1]
@@ -97,7 +98,7 @@ def rnn(
 
     def step(t: tf.Tensor, rows: list[tf.Tensor], state: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tuple]:
         (h,) = state
-        h_new = config.f(bound(rows[0] + recurrent_matmul(h, r_t, 1, hidden)))
+        h_new = config.f(bound(rows[0] + recurrent_matmul(h, r_weights, 1, hidden)))
         if seq_lens is None:
             return h_new, (h_new,)
         valid_t = rows[1]  # [B, 1]
