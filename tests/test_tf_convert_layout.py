@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 from tensorflow.python.grappler import tf_optimizer
 
-from pipeline.stages.tf_convert import OnnxGraphModule, _stored_layouts
+from pipeline.stages.tf_convert import OnnxGraphModule, stored_layouts
 
 RNG = np.random.default_rng(0)
 HIDDEN, CHANNELS = 200, 3  # an LSTM large enough for the while-loop recurrence (fused_op_pays)
@@ -50,8 +50,8 @@ def _model(shared_conv_weight: bool = False) -> onnx.ModelProto:
 
 
 def test_only_weights_used_solely_by_transposing_handler_inputs_are_stored_transposed() -> None:
-    assert _stored_layouts(_model().graph) == {"cw": (2, 1, 0), "R": (0, 2, 1)}
-    assert _stored_layouts(_model(shared_conv_weight=True).graph) == {"R": (0, 2, 1)}
+    assert stored_layouts(_model().graph) == {"cw": (2, 1, 0), "R": (0, 2, 1)}
+    assert stored_layouts(_model(shared_conv_weight=True).graph) == {"R": (0, 2, 1)}
 
 
 def _optimised_nodes(function: tf.types.experimental.ConcreteFunction) -> list:

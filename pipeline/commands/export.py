@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.commands.flags import common, device, input_flags, input_options, tflite_flags, tflite_variants
-from pipeline.models import DEFAULT_MODEL, MODELS, ModelSpec, model_spec
-from pipeline.models.autovc.spec import DEFAULT_FREQ
+from pipeline.commands.flags import common, device, model_flag_values, model_flags, parity_chunks, tflite_flags, tflite_variants
+from pipeline.models import DEFAULT_MODEL, MODELS, ModelSpec, declared_flags, model_spec
+from pipeline.models.flags import refused, values
 from pipeline.parity import Tolerance, run_parity, summary_table, write_report_files
 from pipeline.parity.backends import (
     TORCH_CPU_THREADS,
@@ -39,15 +39,14 @@ EXPORT_TOLERANCE = Tolerance(atol=1e-5, rtol=0.0)
 class ExportOptions:
     model: str = DEFAULT_MODEL  # a name in pipeline.models.MODELS
     checkpoint: Path | None = None
-    freq: int = DEFAULT_FREQ
     seed: int = 0
     out: Path | None = None
     opset: int = 17
     keep_batchnorm: bool = True
     device: str = "auto"
     force: bool = False
-    trainable: bool = False  # also write trainable/ (pipeline.training.write_trainable)
-    inputs: dict = field(default_factory=dict)  # the input flags, read by the model spec's inputs()
+    model_flags: dict = field(default_factory=dict)  # the models' own flags (--freq, ...) by key, read by the spec
+    inputs: dict = field(default_factory=dict)  # the input flags by key, read by the model spec's inputs()
     parity_chunk_frames: int = DEFAULT_CHUNK_FRAMES  # frames budget per parity batch chunk (0: never split)
     tflite: bool = False  # also write model.tflite (pipeline.stages.tflite) and add LiteRT to the parity check
     tflite_quantize: tuple[str, ...] = ()  # also write model.<variant>.tflite for each (implies tflite)
@@ -64,6 +63,7 @@ def run_export(options: ExportOptions) -> int:
 
     spec = model_spec(options.model)
     _refuse_unused_flags(spec, options)
+    options = replace(options, model_flags=values(spec.flags, options.model_flags), inputs=values(spec.input_flags, options.inputs))
     progress = Progress()
     out = options.out or default_output_dir(options)
     with progress.stage("load model"):
@@ -100,8 +100,10 @@ def run_export(options: ExportOptions) -> int:
             tf_module = OnnxGraphModule(load_onnx(onnx_path))
         with progress.stage("write savedmodel"):
             write_saved_model(tf_module, temp / "saved_model", xla_buckets=spec.xla_buckets(options))
-        if options.trainable:
-            _write_trainable(module.generator, temp / "trainable", progress)
+        for flag in spec.flags:
+            if flag.stage is not None and options.model_flags[flag.key]:
+                with progress.stage(flag.stage.name):
+                    flag.stage.write(loaded, temp / flag.stage.writes)
         tflite_models = _write_tflite(tf_module, temp, options, progress)
 
         with progress.stage("parity"):
@@ -136,30 +138,11 @@ def run_export(options: ExportOptions) -> int:
 
 
 def _refuse_unused_flags(spec: ModelSpec, options: ExportOptions) -> None:
-    """A model-specific flag given for a model that does not read it is a usage error."""
-    defaults = ExportOptions()
-    unused = [name for name in ("freq", "trainable") if name not in spec.flags
-              and getattr(options, name) != getattr(defaults, name)]
-    unused += [name for name, value in options.inputs.items() if name not in spec.input_flags and value]
+    """A model's flag given for a model that does not read it is a usage error."""
+    unused = refused(spec.flags, declared_flags("flags"), options.model_flags)
+    unused += refused(spec.input_flags, declared_flags("input_flags"), options.inputs)
     if unused:
-        flags = ", ".join("--" + _FLAG_NAMES.get(name, name).replace("_", "-") for name in unused)
-        raise UsageError(f"{flags}: not an option of --model {spec.name}")
-
-
-_FLAG_NAMES = {"mel_files": "mel", "wav_files": "wav"}
-
-
-def _write_trainable(generator: Any, directory: Path, progress: Progress) -> None:
-    """The trainable SavedModel (variables named after the PyTorch parameters and buffers)
-    into ``directory``. Its export traces CPU tensors: a generator on the GPU is copied to the
-    CPU, the one the parity stage runs stays where it is."""
-    import copy
-
-    from pipeline.training import write_trainable
-
-    with progress.stage("write trainable"):
-        on_cpu = all(p.device.type == "cpu" for p in [*generator.parameters(), *generator.buffers()])
-        write_trainable(generator if on_cpu else copy.deepcopy(generator).cpu(), directory)
+        raise UsageError(f"{', '.join(unused)}: not an option of --model {spec.name}")
 
 
 def _write_tflite(tf_module: Any, directory: Path, options: ExportOptions, progress: Progress) -> list:
@@ -198,6 +181,8 @@ def _require_close(errors: dict[str, float], progress: Progress) -> None:
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
+    extras = "".join(f" (and {flag.stage.writes}/ with {flag.option})"
+                     for flag in declared_flags("flags").values() if flag.stage is not None)
     p = commands.add_parser(
         "export",
         help="PyTorch AutoVC -> model.onnx -> TF SavedModel, checked against torch",
@@ -205,8 +190,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             "Build the model (--model, AutoVC by default; from --checkpoint, or seeded random weights when "
             "none is given), export it "
             "to ONNX, import it into TensorFlow with our handlers, write a SavedModel and check all "
-            "three frameworks agree. Output folder: model.onnx, saved_model/, report/, manifest.json "
-            "(and trainable/ with --trainable)."
+            "three frameworks agree. Output folder: model.onnx, saved_model/, report/, manifest.json"
+            f"{extras}."
         ),
     )
     p.add_argument("--model", choices=tuple(MODELS), default=DEFAULT_MODEL,
@@ -214,19 +199,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                    + f" (default {DEFAULT_MODEL})")
     p.add_argument("--checkpoint", type=Path,
                    help="; ".join(f"{name}: {model_spec(name).checkpoint_format}" for name in MODELS))
-    p.add_argument("--freq", type=int, default=32, help="code down-sampling factor of the checkpoint (default 32)")
     p.add_argument("--seed", type=int, default=0, help="seed for random weights when no --checkpoint (default 0)")
     p.add_argument("--out", type=Path,
                    help="output folder (default artifacts/<checkpoint name or MODEL-random-seed0, e.g. autovc-random-seed0>)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--fold-batchnorm", action="store_true",
                    help="fold BatchNorm into the preceding Conv (default: keep BatchNormalization nodes)")
-    p.add_argument("--trainable", action="store_true",
-                   help="also write trainable/: a TF SavedModel to fine-tune, variables named after the "
-                   "PyTorch parameters, with train_forward, loss and inference (about 30 s and 115 MB more)")
+    model_flags(p)
     tflite_flags(p)
     device(p)
-    input_flags(p)
+    parity_chunks(p)
     common(p)
     p.set_defaults(command=run_args)
 
@@ -235,15 +217,14 @@ def run_args(args: argparse.Namespace) -> int:
     options = ExportOptions(
         model=args.model,
         checkpoint=args.checkpoint,
-        freq=args.freq,
         seed=args.seed,
         out=args.out,
         opset=args.opset,
         keep_batchnorm=not args.fold_batchnorm,
         device=args.device,
         force=args.force,
-        trainable=args.trainable,
-        inputs=input_options(args),
+        model_flags=model_flag_values(args, "flags"),
+        inputs=model_flag_values(args, "input_flags"),
         parity_chunk_frames=args.parity_chunk_frames,
         tflite=args.tflite,
         tflite_quantize=tflite_variants(args),

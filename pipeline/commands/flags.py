@@ -1,13 +1,13 @@
-"""Flags that several commands share: ``--debug``/``--force``, ``--device``, the input files
-(``--mel``, ``--wav``, ...), LiteRT output, and ``NAME=VALUE`` parsing."""
+"""Flags that several commands share: ``--debug``/``--force``, ``--device``, the models' own
+flags (declared in their specs), ``--parity-chunk-frames``, LiteRT output, and ``NAME=VALUE``
+parsing."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.models.autovc.inputs import DEFAULT_MAX_FRAMES
+from pipeline.models import FlagKind, declared_flags, models_reading
 from pipeline.parity.chunks import DEFAULT_CHUNK_FRAMES
 from pipeline.runtime.errors import UsageError
 
@@ -23,19 +23,18 @@ def device(parser: argparse.ArgumentParser) -> None:
                         help="where torch, onnxruntime and TF run (default auto: GPU where available)")
 
 
-def input_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("inputs (default: the embedded synthetic utterance)")
-    group.add_argument("--mel", type=Path, action="append", default=[], metavar="FILE.npy",
-                       help="mel-spectrogram (T, 80) float32; repeat for a batch of several lengths")
-    group.add_argument("--wav", type=Path, action="append", default=[], metavar="FILE.wav",
-                       help="audio run through the AutoVC front-end (any rate, mono or stereo); repeatable")
-    group.add_argument("--emb-src", type=Path, metavar="FILE.npy", help="source speaker embedding(s) (dim_emb,) or (B, dim_emb)")
-    group.add_argument("--emb-trg", type=Path, metavar="FILE.npy",
-                       help="target speaker embedding(s); default: the source embedding (reconstruction)")
-    group.add_argument("--speaker-encoder", type=Path, metavar="CKPT",
-                       help="compute source embeddings from each input with the AutoVC speaker encoder (model_b)")
-    group.add_argument("--max-frames", type=int, default=DEFAULT_MAX_FRAMES,
-                       help=f"refuse inputs longer than this many frames (default {DEFAULT_MAX_FRAMES})")
+def model_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags every model of :data:`~pipeline.models.MODELS` declares (its own, then those of
+    its input), each once, its help naming the models that read it."""
+    groups = (("flags", "model options (refused for a --model that does not read them)"),
+              ("input_flags", "inputs (default: the model's own; AutoVC's is the embedded synthetic utterance)"))
+    for kind, title in groups:
+        group = parser.add_argument_group(title)
+        for flag in declared_flags(kind).values():
+            flag.add_to(group, f" [--model {', '.join(models_reading(flag, kind))}]")
+
+
+def parity_chunks(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parity-chunk-frames", type=_frames_budget, default=DEFAULT_CHUNK_FRAMES, metavar="N",
                         help="run the parity check on batch chunks of at most N frames (rows x padded length; "
                         f"an utterance longer than N is a chunk of its own; 0: never split; default {DEFAULT_CHUNK_FRAMES})")
@@ -49,11 +48,6 @@ def _frames_budget(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a whole number of frames >= 0 (0: never split), got {text!r}")
     return value
-
-
-def input_options(args: argparse.Namespace) -> dict:
-    return dict(mel_files=args.mel, wav_files=args.wav, emb_src=args.emb_src, emb_trg=args.emb_trg,
-                speaker_encoder=args.speaker_encoder, max_frames=args.max_frames)
 
 
 def tflite_flags(parser: argparse.ArgumentParser) -> None:
@@ -81,3 +75,8 @@ def key_value(item: str, flag: str, parse: Callable) -> tuple[str, Any]:
         return name, parse(value)
     except ValueError as error:
         raise UsageError(f"{flag} {item!r}: {error}") from None
+
+
+def model_flag_values(args: argparse.Namespace, kind: FlagKind) -> dict[str, Any]:
+    """The value of every flag :func:`model_flags` added of one kind, by key."""
+    return {key: getattr(args, key) for key in declared_flags(kind)}

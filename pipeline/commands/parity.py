@@ -19,10 +19,12 @@ from typing import Any
 import numpy as np
 import onnx
 
-from pipeline.commands.flags import common, device, input_flags, input_options, key_value
+from pipeline.commands.flags import common, device, key_value, parity_chunks
 from pipeline.models import DEFAULT_MODEL, MODELS, model_spec
+from pipeline.models.autovc.flags import DEFAULT_FREQ, FREQ, INPUT_FLAGS
 from pipeline.models.autovc.inputs import build_inputs, load_npy
 from pipeline.models.autovc.spec import INPUT_NAMES as AUTOVC_INPUTS
+from pipeline.models.flags import values
 from pipeline.parity.cases import InputCase, metadata_sweep_cases
 from pipeline.parity.chunks import DEFAULT_CHUNK_FRAMES
 from pipeline.parity.metrics import DEFAULT_TOLERANCE, Tolerance
@@ -44,7 +46,7 @@ class ParityOptions:
     saved_model: Path
     report: Path
     checkpoint: Path | None = None
-    freq: int = 32
+    freq: int = DEFAULT_FREQ
     device: str = "auto"
     sweep: Path | None = None
     named_inputs: dict[str, Path] = field(default_factory=dict)
@@ -124,7 +126,8 @@ def _torch_module(model: onnx.ModelProto, options: ParityOptions) -> tuple[Any, 
     props = {p.key: p.value for p in model.metadata_props}
     spec = model_spec(next((name for name in MODELS if f"{name}.weights_origin" in props), DEFAULT_MODEL))
     if options.checkpoint is not None:
-        loaded = spec.load(SimpleNamespace(checkpoint=options.checkpoint, seed=0, freq=options.freq))
+        flags = values(spec.flags, {FREQ.key: options.freq})
+        loaded = spec.load(SimpleNamespace(checkpoint=options.checkpoint, seed=0, model_flags=flags))
         return loaded.module, loaded.info["label"]
     try:
         origin = json.loads(props[f"{spec.name}.weights_origin"])
@@ -220,7 +223,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                    help="a LiteRT model of the same graph (e.g. export's model.tflite): adds the LiteRT backend")
     p.add_argument("--checkpoint", type=Path,
                    help="checkpoint the ONNX was exported from, of the model its metadata names (AutoVC when none; adds PyTorch)")
-    p.add_argument("--freq", type=int, default=32, help="code down-sampling factor of the checkpoint (default 32)")
+    FREQ.add_to(p)
     p.add_argument("--sweep", type=Path, metavar="PATH",
                    help="many inputs: a metadata.npz, or a folder with metadata.npz, .wav and mel .npy files")
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
@@ -231,7 +234,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                    help="tolerance for one output, e.g. codes=1e-6,0")
     p.add_argument("--no-per-layer", action="store_true", help="skip the per-node comparison")
     device(p)
-    input_flags(p)
+    inputs = p.add_argument_group("inputs (default: the embedded synthetic utterance)")
+    for flag in INPUT_FLAGS:
+        flag.add_to(inputs)
+    parity_chunks(p)
     common(p)
     p.set_defaults(command=run_args)
 
@@ -241,7 +247,7 @@ def run_args(args: argparse.Namespace) -> int:
         onnx=args.onnx, saved_model=args.saved_model, report=args.report, checkpoint=args.checkpoint,
         freq=args.freq, device=args.device, sweep=args.sweep,
         named_inputs=dict(key_value(item, "--input", Path) for item in args.input),
-        inputs=input_options(args), atol=args.atol, rtol=args.rtol,
+        inputs=values(INPUT_FLAGS, vars(args)), atol=args.atol, rtol=args.rtol,
         per_output={name: Tolerance(*value) for name, value in
                     (key_value(item, "--tolerance", _atol_rtol) for item in args.tolerance)},
         per_layer=not args.no_per_layer, chunk_frames=args.parity_chunk_frames, force=args.force,

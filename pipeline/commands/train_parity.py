@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from pipeline.commands.flags import common
+from pipeline.models.autovc.flags import FREQ
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -22,7 +23,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--checkpoint", type=Path, help="AutoVC generator checkpoint (default: random weights, seed 0)")
-    p.add_argument("--freq", type=int, default=32, help="code down-sampling factor of the checkpoint (default 32)")
+    FREQ.add_to(p)
     p.add_argument("--steps", type=int, default=10, help="Adam steps to compare (default 10)")
     p.add_argument("--report", type=Path, help="folder for report.json, report.html, summary.txt")
     p.add_argument("--data", type=Path, metavar="METADATA.npz",

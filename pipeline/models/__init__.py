@@ -10,8 +10,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from pipeline.models.flags import ModelFlag
 from pipeline.runtime.errors import UsageError
 
 
@@ -40,22 +41,25 @@ class ModelSpec:
     """What ``--checkpoint`` must hold, for ``--help`` and errors."""
     load: Callable[[Any], LoadedModel]
     """``load(options)``: from ``options.checkpoint``, or seeded random weights
-    (``options.seed``) when it is None; reads the model's own flags (:attr:`flags`)."""
+    (``options.seed``) when it is None; reads its own flags (:attr:`flags`) from
+    ``options.model_flags``, a value for each."""
     random: Callable[[int, Mapping[str, Any]], LoadedModel]
     """``random(seed, hyperparameters)``: the model :attr:`load` gives for that seed, rebuilt
     from what :meth:`metadata` recorded (``parity`` adds PyTorch this way)."""
     example_inputs: Callable[[Any, int, int], tuple]
     """``example_inputs(module, batch, frames)``: the tensors the exporter traces."""
     inputs: Callable[[LoadedModel, Mapping[str, Any]], Any]
-    """``inputs(model, input_options)``: the parity batch (an ``InputBatch``) from the input
-    flags (``--mel``, ``--wav``, ...), or the model's default input."""
+    """``inputs(model, input_options)``: the parity batch (``arrays`` by ONNX input name and
+    ``describe()`` for the report) from a value for each of :attr:`input_flags`, or the
+    model's default input."""
     xla_buckets: Callable[[Any], Mapping[str, int]]
     """``xla_buckets(options)``: dim name -> multiple the model pads it to (``serving_xla``
     compiles one program per bucket)."""
-    flags: tuple[str, ...] = ()
-    """Export options beyond the common ones that this model reads (others are refused)."""
-    input_flags: tuple[str, ...] = ()
-    """Input options (keys of ``ExportOptions.inputs``) that this model reads."""
+    flags: tuple[ModelFlag, ...] = ()
+    """The command-line flags of this model beyond the common ones (``export`` refuses them
+    for the other models)."""
+    input_flags: tuple[ModelFlag, ...] = ()
+    """The flags of the parity input that this model reads (``--mel``, ...)."""
 
     def default_output_name(self, options: Any) -> str:
         """``artifacts/<this>`` when ``--out`` is not given."""
@@ -85,3 +89,23 @@ def model_spec(name: str) -> ModelSpec:
     if name not in MODELS:
         raise UsageError(f"unknown model {name!r} (known: {', '.join(MODELS)})")
     return importlib.import_module(MODELS[name]).SPEC
+
+
+FlagKind = Literal["flags", "input_flags"]
+
+
+def declared_flags(kind: FlagKind) -> dict[str, ModelFlag]:
+    """The flags of one kind (:attr:`ModelSpec.flags` or :attr:`ModelSpec.input_flags`) of every
+    model, by key, each once, in the order of :data:`MODELS`. Models that read the same flag
+    share its :class:`ModelFlag`."""
+    found: dict[str, ModelFlag] = {}
+    for name in MODELS:
+        for flag in getattr(model_spec(name), kind):
+            if found.setdefault(flag.key, flag) != flag:
+                raise ValueError(f"{flag.option} of --model {name} differs from another model's {found[flag.key].option}")
+    return found
+
+
+def models_reading(flag: ModelFlag, kind: FlagKind) -> list[str]:
+    """The names of the models that declare ``flag``."""
+    return [name for name in MODELS if flag in getattr(model_spec(name), kind)]

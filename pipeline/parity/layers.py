@@ -262,10 +262,10 @@ def compare_weights(
     """Every float initializer of ``model`` against the SavedModel variable of the same name
     (``stored``, see :func:`saved_model_weights`), exactly: the SavedModel was converted from
     these numbers, so any difference means it came from another model. A variable stored
-    transposed (``pipeline.stages.tf_convert._stored_layouts``) is compared in that layout."""
+    transposed (:func:`pipeline.stages.tf_convert.stored_layouts`) is compared in that layout."""
     from onnx import numpy_helper
 
-    from pipeline.stages.tf_convert import _stored_layouts as stored_layouts
+    from pipeline.stages.tf_convert import stored_layouts
 
     readers: dict[str, list[tuple[int, str]]] = {}
     for index, node in enumerate(model.graph.node):

@@ -63,7 +63,7 @@ class OnnxGraphModule(tf.Module):
     def __init__(self, model: onnx.ModelProto, *, trainable: bool = False) -> None:
         """Float initializers become ``tf.Variable``s named after them, so that a SavedModel keeps
         them in its ``variables/`` checkpoint rather than as constants in its graph (for AutoVC's
-        114 MB: 2 s less to write, 1 s faster to load; see :func:`_stored_layouts` for the
+        114 MB: 2 s less to write, 1 s faster to load; see :func:`stored_layouts` for the
         weight transposes a constant would have had folded away); ``trainable`` marks them
         trainable (gradients can be taken and an optimizer can update them). Other initializers
         (shapes, axes, indices) stay constants, which handlers may read at trace time."""
@@ -76,7 +76,7 @@ class OnnxGraphModule(tf.Module):
         self._graph = model.graph
         self._opset = list(model.opset_import)
         self._handlers = TensorflowBackend._get_handlers(self._opset)
-        self._stored_as = _stored_layouts(self._graph)
+        self._stored_as = stored_layouts(self._graph)
         self._initializers = {
             init.name: _initializer_tensor(init, trainable, self._stored_as.get(init.name))
             for init in self._graph.initializer
@@ -275,7 +275,7 @@ _HANDLER_TRANSPOSES: dict[tuple[str, int], Callable[[int], tuple[int, ...]]] = {
 }
 
 
-def _stored_layouts(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
+def stored_layouts(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
     """Initializers to store transposed: those whose every use is a handler input that the handler
     transposes, all with the same permutation. Stored that way, the module hands the handler
     ``transpose(variable, inverse)``, the handler's own transpose follows, and TF's graph

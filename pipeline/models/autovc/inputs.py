@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.models.autovc.audio import N_MELS
+from pipeline.models.autovc.flags import DEFAULT_MAX_FRAMES
 from pipeline.models.autovc.spec import INPUT_NAMES
 from pipeline.runtime.errors import UsageError
-
-DEFAULT_MAX_FRAMES = 8192  # about 131 s of audio at 16 kHz, hop 256
 
 
 @dataclass

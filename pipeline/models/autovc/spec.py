@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline.models import LoadedModel, ModelSpec
+from pipeline.models.autovc.flags import FREQ, INPUT_FLAGS, TRAINABLE
 
 INPUT_NAMES = ("mel", "emb_src", "emb_trg")
 OUTPUT_NAMES = ("mel_decoder", "mel_postnet", "codes")
@@ -23,20 +24,18 @@ DYNAMIC_AXES = {
     "mel_postnet": {0: "batch", 1: TIME},
     "codes": {0: "batch", 1: "segments"},
 }
-DEFAULT_FREQ = 32
-"""The code down-sampling factor of the authors' checkpoint (``--freq``)."""
-
 
 def load(options: Any) -> LoadedModel:
     """The generator from ``options.checkpoint`` (``{'model': state_dict}``), or seeded random
-    weights, with ``options.freq``, wrapped as the exported :class:`~.model.AutoVC`."""
+    weights, with ``--freq`` from ``options.model_flags``, wrapped as the exported :class:`~.model.AutoVC`."""
     from pipeline.models.autovc.checkpoint import load_generator, random_generator
     from pipeline.models.autovc.model import AutoVC
 
+    freq = options.model_flags[FREQ.key]
     if options.checkpoint is not None:
-        generator, info = load_generator(options.checkpoint, freq=options.freq)
+        generator, info = load_generator(options.checkpoint, freq=freq)
     else:
-        generator, info = random_generator(options.seed, freq=options.freq)
+        generator, info = random_generator(options.seed, freq=freq)
     return LoadedModel(AutoVC(generator).eval(), info)
 
 
@@ -75,7 +74,7 @@ SPEC = ModelSpec(
     example_inputs=example_inputs,
     inputs=inputs,
     # AutoVC zero-pads time to a multiple of freq itself: serving_xla compiles per bucket.
-    xla_buckets=lambda options: {TIME: options.freq},
-    flags=("freq", "trainable"),
-    input_flags=("mel_files", "wav_files", "emb_src", "emb_trg", "speaker_encoder", "max_frames"),
+    xla_buckets=lambda options: {TIME: options.model_flags[FREQ.key]},
+    flags=(FREQ, TRAINABLE),
+    input_flags=INPUT_FLAGS,
 )

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline.models import LoadedModel, ModelSpec
+from pipeline.models.autovc.flags import MAX_FRAMES, MEL, WAV
 
 INPUT_NAMES = ("mel",)
 OUTPUT_NAMES = ("embedding",)
@@ -79,5 +80,5 @@ SPEC = ModelSpec(
     example_inputs=example_inputs,
     inputs=inputs,
     xla_buckets=lambda options: {},
-    input_flags=("mel_files", "wav_files", "max_frames"),
+    input_flags=(MEL, WAV, MAX_FRAMES),
 )
