@@ -185,7 +185,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                      for flag in declared_flags("flags").values() if flag.stage is not None)
     p = commands.add_parser(
         "export",
-        help="PyTorch AutoVC -> model.onnx -> TF SavedModel, checked against torch",
+        help="PyTorch model (--model, AutoVC by default) -> model.onnx -> TF SavedModel, checked against torch",
         description=(
             "Build the model (--model, AutoVC by default; from --checkpoint, or seeded random weights when "
             "none is given), export it "
