@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +112,17 @@ class UnsupportedOptionError(Exception):
         error.op_type, error.node_name, error.option, error.value, error.supported = (
             op_type, node_name, option, value, supported)
         return error
+
+
+def checked_option(node: Any, option: str, default: Any, supported: Iterable[Any]) -> Any:
+    """The value of attribute ``option`` of ``node`` (an onnx-tf ``OnnxNode``; ``default`` when
+    absent), or :class:`UnsupportedOptionError` when it is not one of ``supported``."""
+    value = node.attrs.get(option, default)
+    if isinstance(value, bytes):
+        value = value.decode()
+    if value not in supported:
+        raise UnsupportedOptionError.of(node.op_type, node.name, option, value, ", ".join(map(str, supported)))
+    return value
 
 
 def _recurrent_options(node: Any, since_version: int) -> None:
