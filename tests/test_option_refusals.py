@@ -68,6 +68,7 @@ CASES = {
                                  "avg", init=("target",)),
     "average-pool-auto-pad": Case("AveragePool", (), {**POOL, "auto_pad": "SAME"}, 19, "auto_pad", "SAME"),
     "max-pool-auto-pad": Case("MaxPool", (), {**POOL, "auto_pad": "FULL"}, 12, "auto_pad", "FULL"),
+    "lp-pool-auto-pad": Case("LpPool", (), {**POOL, "auto_pad": "SAME"}, 22, "auto_pad", "SAME"),
     "batch-norm-spatial": Case("BatchNormalization", ("one", "zero", "zero", "one"), {"spatial": 0}, 7, "spatial",
                                0, init=("one", "zero")),
 }  # fmt: skip
