@@ -51,7 +51,20 @@ def _install_stand_in(module_name: str, op_name: str, submodules: tuple[str, ...
         sys.modules[child.__name__] = child
 
 
+# the ONNX op whose onnx-tf handler needs each package, and the package's submodules it imports
+_STAND_INS = {"tensorflow_addons": ("Hardmax", ()), "tensorflow_probability": ("Bernoulli", ("distributions",))}
+
+
 def install() -> None:
     """Idempotent: stand-ins for the packages onnx-tf imports but cannot use here."""
-    _install_stand_in("tensorflow_addons", "Hardmax")
-    _install_stand_in("tensorflow_probability", "Bernoulli", submodules=("distributions",))
+    for module_name, (op_name, submodules) in _STAND_INS.items():
+        _install_stand_in(module_name, op_name, submodules)
+
+
+def stood_in_package(op_type: str) -> str | None:
+    """The package that onnx-tf's handler of ``op_type`` (default domain) needs, when a stand-in
+    replaced it (the handler then fails once it translates a node), else None."""
+    for module_name, (op_name, _) in _STAND_INS.items():
+        if op_name == op_type and isinstance(sys.modules.get(module_name), _MissingDependency):
+            return module_name
+    return None

@@ -4,7 +4,8 @@ onnx-tf resolves a node the way :func:`check_supported` does: it builds its hand
 with ``get_all_backend_handlers(opset imports)`` (our handlers included once
 :func:`custom_ops.register` has run), looks the node up by ``(domain, op_type)``, and calls
 ``version_N`` where N is the op's since-version at the model's opset. A missing handler or
-``version_N`` otherwise surfaces only when the graph is first traced, one op at a time;
+``version_N`` (or an onnx-tf handler whose package :mod:`custom_ops.compat` stands in for)
+otherwise surfaces only when the graph is first traced, one op at a time;
 :func:`check_supported` reports every such node of the model, subgraphs included, up front.
 It then checks each node's options (attributes) against what its handler implements: a
 handler of ours may define a classmethod ``check_options(node, since_version)`` that raises
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ import onnx
 from onnx import defs
 
 import custom_ops
+from custom_ops import compat
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class UnsupportedNode:
     node_name: str
     handler: str | None
     implemented: tuple[int, ...]
+    stood_in_package: str | None = None  # what onnx-tf's handler needs and does not have here
 
     def __str__(self) -> str:
         op = self.op_type if self.domain in ("", "ai.onnx") else f"{self.domain}.{self.op_type}"
@@ -54,7 +57,10 @@ class UnsupportedNode:
             f"ONNX op {op} (opset {self.opset}, {since}) at node '{self.node_name}' "
             "has no TensorFlow handler"
         )
-        if self.handler is not None:
+        if self.stood_in_package is not None:
+            message += (f" ({self.handler} needs {self.stood_in_package}, which does not work with"
+                        " TensorFlow 2.21 / Keras 3)")
+        elif self.handler is not None:
             versions = ", ".join(map(str, self.implemented))
             message += f" ({self.handler} implements versions {versions})"
         return message
@@ -114,6 +120,17 @@ class UnsupportedOptionError(Exception):
         return error
 
 
+def checked_option(node: Any, option: str, default: Any, supported: Iterable[Any]) -> Any:
+    """The value of attribute ``option`` of ``node`` (an onnx-tf ``OnnxNode``; ``default`` when
+    absent), or :class:`UnsupportedOptionError` when it is not one of ``supported``."""
+    value = node.attrs.get(option, default)
+    if isinstance(value, bytes):
+        value = value.decode()
+    if value not in supported:
+        raise UnsupportedOptionError.of(node.op_type, node.name, option, value, ", ".join(map(str, supported)))
+    return value
+
+
 def _recurrent_options(node: Any, since_version: int) -> None:
     """The LSTM, GRU and RNN handlers validate every option when they parse the node."""
     import importlib
@@ -159,6 +176,7 @@ def check_supported(model: onnx.ModelProto) -> None:
                     node_name=node.name or f"<unnamed, output '{node.output[0]}'>",
                     handler=None if handler is None else _qualified_name(handler),
                     implemented=() if handler is None else tuple(sorted(handler.get_versions())),
+                    stood_in_package=_stood_in_package(node.domain, node.op_type, handler),
                 )
             )
     if unsupported:
@@ -170,7 +188,8 @@ def coverage(model: onnx.ModelProto) -> list[dict[str, Any]]:
 
     Keys: ``op_type``, ``domain``, ``count`` (nodes), ``since_version`` (see :func:`_resolve`),
     ``handler`` (``module.Class`` or None), ``source`` (``"custom_ops"``,
-    ``"onnx_tf"`` or None), ``supported`` (the handler implements ``since_version``).
+    ``"onnx_tf"`` or None), ``supported`` (the handler implements ``since_version`` and has
+    the package it needs).
     """
     opsets = _opsets(model)
     counts = Counter((node.domain, node.op_type) for node in _nodes(model.graph))
@@ -247,17 +266,27 @@ def _nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
 def _resolve(
     domain: str, op_type: str, handlers: dict[str, dict[str, type]], opsets: dict[str, int]
 ) -> tuple[type | None, int | None, bool]:
-    """``(handler, since_version, supported)`` as ``Handler.handle`` decides them. With a
-    handler, since_version is the one it dispatches on (onnx-tf uses 1 for ops without a
-    schema); without one, the schema's, or None if onnx defines no such op at that opset."""
+    """``(handler, since_version, supported)`` as ``Handler.handle`` decides them (and a handler
+    whose package is stood in for is not supported). With a handler, since_version is the one it
+    dispatches on (onnx-tf uses 1 for ops without a schema); without one, the schema's, or None
+    if onnx defines no such op at that opset."""
     handler = handlers.get(domain, {}).get(op_type)
     if handler is not None:
-        return handler, handler.SINCE_VERSION, hasattr(handler, f"version_{handler.SINCE_VERSION}")
+        usable = _stood_in_package(domain, op_type, handler) is None
+        return handler, handler.SINCE_VERSION, usable and hasattr(handler, f"version_{handler.SINCE_VERSION}")
     try:
         schema = defs.get_schema(op_type, max_inclusive_version=opsets.get(domain, 1), domain=domain)
     except defs.SchemaError:
         return None, None, False
     return None, schema.since_version, False
+
+
+def _stood_in_package(domain: str, op_type: str, handler: type | None) -> str | None:
+    """The package onnx-tf's own handler needs where :mod:`custom_ops.compat` stands in for it
+    (Hardmax, Bernoulli): such a handler fails on every node it translates."""
+    if handler is None or _source(handler) != "onnx_tf" or domain not in ("", "ai.onnx"):
+        return None
+    return compat.stood_in_package(op_type)
 
 
 def _qualified_name(handler: type) -> str:

@@ -49,6 +49,19 @@ def run_onnx_tf(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> dict[s
     return {name: np.asarray(outputs[name]) for name in rep.outputs}
 
 
+def run_xla_module(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``model`` run once through the SavedModel's ``serving_xla`` function, as `convert` builds
+    it: traced for the XLA lowering target and compiled with ``jit_compile=True``."""
+    import tensorflow as tf
+
+    from pipeline.stages.tf_convert import OnnxGraphModule, tf_name
+
+    module = OnnxGraphModule(model)
+    feeds = {i.tf_name: tf.constant(inputs[i.onnx_name], dtype=i.dtype) for i in module.inputs}
+    outputs = module.xla_serving_function()(**feeds)
+    return {name: outputs[tf_name(name)].numpy() for name in module.output_names}
+
+
 def run_test_case(
     model: onnx.ModelProto,
     inputs: dict[str, np.ndarray],

@@ -1,5 +1,6 @@
-"""InstanceNormalization, GroupNormalization (18, 21) and LayerNormalization (17) through
-onnx-tf + custom_ops, against onnx's node tests, a numpy reference and PyTorch's exports."""
+"""InstanceNormalization, GroupNormalization (18, 21), LayerNormalization (17) and
+RMSNormalization (23) through onnx-tf + custom_ops, against onnx's node tests, a numpy
+reference, PyTorch (its exports; ``F.rms_norm``) and onnxruntime."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import onnx
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
-from onnx_tf_harness import load_node_test, official_node_tests, run_test_case
+from onnx_tf_harness import load_node_test, official_node_tests, run_test_case, run_xla_module
 from reference.normalization import (
     GroupNormalization,
     InstanceNormalization,
     LayerNormalization,
+    RMSNormalization,
 )
 from torch_onnx import export
 
@@ -119,3 +121,57 @@ def test_torch_export(opset: int) -> None:
         with torch.no_grad():
             want = module(x).numpy()
         np.testing.assert_allclose(run_graph_module(model, {"x0": x.numpy()})["y"], want, atol=1e-5)
+
+
+@pytest.mark.parametrize("folder", official_node_tests("test_rms_normalization"), ids=lambda p: p.name)
+def test_rms_norm_official_node_test(folder: Path) -> None:
+    """The expanded variants too: their function body calls Range with one-element tensors."""
+    model, cases = load_node_test(folder)
+    for inputs, expected in cases:
+        run_test_case(model, inputs, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("shape", "axis", "scale_shape"),
+    [((2, 3, 5), -1, (5,)), ((2, 3, 5), 1, (3, 5)), ((2, 3, 5), -2, (1, 5)), ((2, 3, 4, 5), 0, (2, 3, 4, 5))],
+    ids=str,
+)
+def test_rms_norm_matches_reference_torch_and_onnxruntime(shape: tuple[int, ...], axis: int, scale_shape) -> None:
+    import onnxruntime
+
+    x, scale = _random(shape, 10), _random(scale_shape, 11)
+    model = _model("RMSNormalization", len(shape), {"s": scale}, 23, axis=axis, epsilon=1e-3)
+    want = RMSNormalization.run(x, scale, axis, 1e-3)
+    normalized = shape[axis % len(shape):]
+    torch_y = torch.nn.functional.rms_norm(torch.from_numpy(x), normalized, torch.from_numpy(scale).expand(normalized), 1e-3)
+    np.testing.assert_allclose(torch_y.numpy(), want, atol=1e-5, rtol=1e-5)
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], want, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(run_graph_module(model, {"x": x})["y"], want, atol=1e-5, rtol=1e-5)
+
+
+def test_rms_norm_of_float16_computes_in_float32() -> None:
+    """stash_type=1 (the default): x^2 of float16 values around 300 overflows float16's 65504."""
+    x = (300 + _random((2, 8), 12)).astype(np.float16)
+    scale = np.ones(8, np.float16)
+    graph = helper.make_graph(
+        [helper.make_node("RMSNormalization", ["x", "s"], ["y"])],
+        "rms",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [None, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, None)],
+        initializer=[numpy_helper.from_array(scale, "s")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
+    got = run_graph_module(model, {"x": x})["y"]
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, RMSNormalization.run(x, scale), atol=2e-3)
+
+
+@pytest.mark.parametrize("name", ["test_rms_normalization_3d_axis1_epsilon", "test_rms_normalization_3d_axis1_epsilon_expanded"])
+def test_rms_norm_compiles_under_xla(name: str) -> None:
+    """The op, and its expansion (Range of the rank, ReduceMean over those axes), in ``serving_xla``."""
+    (folder,) = [f for f in official_node_tests(name) if f.name == name]
+    model, cases = load_node_test(folder)
+    for inputs, expected in cases:
+        for output, want in expected.items():
+            np.testing.assert_allclose(run_xla_module(model, inputs)[output], want, atol=1e-5, rtol=1e-5)

@@ -11,7 +11,7 @@ import onnx
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
-from onnx_tf_harness import load_node_test, official_node_tests, run_test_case
+from onnx_tf_harness import load_node_test, official_node_tests, run_test_case, run_xla_module
 from reference.reduce import OPS
 from reference.reduce import Reduce as ReduceReference
 from torch_onnx import export
@@ -160,3 +160,29 @@ def test_constant_axes_input_keeps_the_rank(opset: int) -> None:
     x = torch.rand(3, 3, 7, generator=generator)
     with torch.no_grad():
         _compare(run_graph_module(model, {"x0": x.numpy()}), {"y": module(x).numpy()})
+
+
+@pytest.mark.parametrize("noop", [0, 1])
+@pytest.mark.parametrize("op_type", ["ReduceMean", "ReduceSum"])
+def test_axes_computed_from_the_shape_compile_under_xla(op_type: str, noop: int) -> None:
+    """Axes ``range(1, rank)`` computed in the graph from Shape (as RMSNormalization's expansion
+    computes them) are compile-time constants for XLA: ``serving_xla`` reduces over those axes
+    (it once reduced over every axis)."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Size", ["shape"], ["rank"]),
+        helper.make_node("Range", ["one", "rank", "one"], ["axes"]),
+        helper.make_node(op_type, ["x", "axes"], ["y"], keepdims=1, noop_with_empty_axes=noop),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "reduce",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(np.array(1, np.int64), "one")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    x = np.random.default_rng(noop).uniform(0.5, 2.0, (2, 3, 4)).astype(np.float32)
+    expected = {"y": ReduceReference.run(op_type, x, [1, 2], 1, noop)}
+    _compare(run_xla_module(model, {"x": x}), expected)
+    _compare(run_graph_module(model, {"x": x}), expected)

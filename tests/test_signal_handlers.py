@@ -106,3 +106,22 @@ def test_torch_stft_export_matches_torch_and_reference() -> None:
         window = spectral.window("HannWindow", 16, periodic=True)
         reference = spectral.stft(x.numpy().astype(np.float64), 4, window).transpose(0, 2, 1, 3)
         np.testing.assert_allclose(got, reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("length", [12, 17])
+def test_stft_without_window_or_frame_length_takes_one_frame_of_the_whole_signal(length: int) -> None:
+    """ONNX's reference implementation: frame_length defaults to the signal's length."""
+    node = helper.make_node("STFT", ["signal", "step"], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "stft",
+        [helper.make_tensor_value_info("signal", TensorProto.FLOAT, [None, None, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(np.array(4, np.int64), "step")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.random.default_rng(length).standard_normal((2, length, 1)).astype(np.float32)
+    got = run_graph_module(model, {"signal": x})["y"]
+    want = spectral.stft(x[..., 0].astype(np.float64), 4, np.ones(length))
+    assert got.shape == (2, 1, length // 2 + 1, 2)
+    np.testing.assert_allclose(got, want, atol=1e-5)

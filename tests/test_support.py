@@ -137,6 +137,26 @@ def test_what_the_check_rejects_onnx_tf_cannot_run(
         run_onnx_tf(model, {"x": np.zeros((1, 2, 4, 4), np.float32)})
 
 
+@pytest.mark.parametrize(
+    ("op_type", "opset", "package"), [("Hardmax", 13, "tensorflow_addons"), ("Bernoulli", 15, "tensorflow_probability")]
+)
+def test_an_onnx_tf_handler_without_its_package_is_refused_up_front(op_type: str, opset: int, package: str) -> None:
+    """onnx-tf has these versions, but its handler needs a package that does not work here
+    (custom_ops.compat stands in for it): the check names the node and the package, where
+    onnx-tf itself fails only once it translates the node."""
+    model = _model([helper.make_node(op_type, ["x"], ["y"], name="n")], opset=opset)
+    with pytest.raises(UnsupportedOpError) as raised:
+        check_supported(model)
+    handler = f"onnx_tf.handlers.backend.{op_type.lower()}.{op_type}"
+    assert str(raised.value) == (
+        f"ONNX op {op_type} (opset {opset}, since version {opset}) at node 'n' has no TensorFlow handler "
+        f"({handler} needs {package}, which does not work with TensorFlow 2.21 / Keras 3)"
+    )
+    assert [(r["op_type"], r["supported"]) for r in coverage(model)] == [(op_type, False)]
+    with pytest.raises(NotImplementedError, match=f"ONNX op {op_type} is not supported"):
+        run_onnx_tf(model, {"x": np.zeros((1, 2, 4, 4), np.float32)})
+
+
 def test_checking_a_model_leaves_a_prepared_model_of_another_opset_alone() -> None:
     """onnx-tf keeps since-versions on the handler classes and traces lazily: a check of an
     opset-11 model must not make a prepared opset-17 Squeeze trace as Squeeze-11 (which

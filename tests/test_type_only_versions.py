@@ -13,6 +13,7 @@ import custom_ops
 custom_ops.register()
 
 from custom_ops.handlers.type_only_versions import HANDLERS, TYPE_ONLY_VERSIONS  # noqa: E402
+from custom_ops.support import UnsupportedOptionError  # noqa: E402
 
 # attributes a version added that only apply to types TensorFlow does not have (float8)
 ONLY_FOR_NEW_TYPES = {
@@ -59,12 +60,13 @@ def test_onnx_tf_dispatches_every_version(op_type: str) -> None:
 @pytest.mark.parametrize(
     ("to", "match"),
     [
-        (TensorProto.FLOAT8E4M3FN, "Cast to FLOAT8E4M3FN is not supported"),
-        (TensorProto.INT4, "Cast to INT4 is not supported"),
-        (TensorProto.STRING, "Cast from a float type to STRING is not supported"),
+        (TensorProto.FLOAT8E4M3FN, "to 'FLOAT8E4M3FN' is not supported"),
+        (TensorProto.INT4, "to 'INT4' is not supported"),
+        (TensorProto.STRING, "input type 'float32' is not supported .supported: any but a float type when casting to STRING"),
     ],
 )
 def test_cast_to_a_type_tensorflow_lacks_is_refused(to: int, match: str) -> None:
+    """Refused when translating too (onnx-tf's prepare() runs no up-front check)."""
     node = helper.make_node("Cast", ["x"], ["y"], to=to)
     graph = helper.make_graph(
         [node],
@@ -73,7 +75,7 @@ def test_cast_to_a_type_tensorflow_lacks_is_refused(to: int, match: str) -> None
         [helper.make_tensor_value_info("y", to, [2])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(UnsupportedOptionError, match=match):
         run_onnx_tf(model, {"x": np.zeros(2, np.float32)})
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from custom_ops.support import checked_option
+
 
 def negative_log_likelihood(
     x: tf.Tensor,
@@ -24,19 +26,26 @@ def negative_log_likelihood(
     w = tf.ones_like(picked) if weight is None else tf.gather(tf.cast(weight, x.dtype), index)
     if ignore_index is not None:
         w = tf.where(tf.equal(tf.cast(target, tf.int64), ignore_index), tf.zeros_like(w), w)
-    loss = -picked * w
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return tf.reduce_sum(loss)
-    if reduction == "mean":
-        return tf.reduce_sum(loss) / tf.reduce_sum(w)
-    raise ValueError(f"loss reduction {reduction!r} is not one of none, sum, mean")
+    return REDUCTIONS[reduction](-picked * w, w)
+
+
+# reduction: (per-element losses, their weights) -> the output
+REDUCTIONS = {
+    "none": lambda loss, w: loss,
+    "sum": lambda loss, w: tf.reduce_sum(loss),
+    "mean": lambda loss, w: tf.reduce_sum(loss) / tf.reduce_sum(w),
+}
 
 
 def loss_attrs(node) -> tuple[int | None, str]:
-    """``(ignore_index, reduction)`` of a loss node."""
-    reduction = node.attrs.get("reduction", "mean")
-    return node.attrs.get("ignore_index"), reduction.decode() if isinstance(
-        reduction, bytes
-    ) else reduction
+    """``(ignore_index, reduction)`` of a loss node; :class:`UnsupportedOptionError` for a
+    reduction not in :data:`REDUCTIONS`."""
+    return node.attrs.get("ignore_index"), checked_option(node, "reduction", "mean", REDUCTIONS)
+
+
+class LossMixin:
+    """``check_options`` of a loss handler (put before ``BackendHandler`` in the bases)."""
+
+    @classmethod
+    def check_options(cls, node, since_version: int) -> None:
+        loss_attrs(node)

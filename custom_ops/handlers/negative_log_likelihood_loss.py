@@ -7,11 +7,11 @@ import tensorflow as tf
 from onnx_tf.handlers.backend_handler import BackendHandler
 from onnx_tf.handlers.handler import onnx_op
 
-from .loss import loss_attrs, negative_log_likelihood
+from .loss import LossMixin, loss_attrs, negative_log_likelihood
 
 
 @onnx_op("NegativeLogLikelihoodLoss")
-class NegativeLogLikelihoodLoss(BackendHandler):
+class NegativeLogLikelihoodLoss(LossMixin, BackendHandler):
     @classmethod
     def _common(cls, node, **kwargs) -> list[tf.Tensor]:
         tensor_dict = kwargs["tensor_dict"]

@@ -14,17 +14,25 @@ import tensorflow as tf
 from onnx_tf.handlers.backend_handler import BackendHandler
 from onnx_tf.handlers.handler import onnx_op
 
+from custom_ops.support import checked_option
+
+MODES = ("constant", "reflect", "edge", "wrap")
+
 
 @onnx_op("Pad")
 class Pad(BackendHandler):
+    @classmethod
+    def check_options(cls, node, since_version: int) -> None:
+        checked_option(node, "mode", "constant", MODES)
+
     @classmethod
     def _common(cls, node, **kwargs) -> list[tf.Tensor]:
         tensor_dict = kwargs["tensor_dict"]
         x = tensor_dict[node.inputs[0]]
         rank = x.shape.rank
         inputs = list(node.inputs) + [""] * 3
-        mode = node.attrs.get("mode", "constant")
-        mode = mode.decode() if isinstance(mode, bytes) else mode
+        # checked here too for onnx-tf's prepare(), which does not run check_options
+        mode = checked_option(node, "mode", "constant", MODES)
         if "pads" in node.attrs or "paddings" in node.attrs:
             pads = tf.constant(list(node.attrs.get("pads", node.attrs.get("paddings"))), tf.int64)
             value = tf.constant(node.attrs.get("value", 0.0), x.dtype)
@@ -46,8 +54,6 @@ class Pad(BackendHandler):
             return [tf.pad(x, grow, constant_values=value)]
         if mode == "reflect":
             return [tf.pad(x, grow, mode="REFLECT")]
-        if mode not in ("edge", "wrap"):
-            raise ValueError(f"Pad mode {mode!r} is not one of constant, reflect, edge, wrap")
         shape = tf.shape(x, out_type=tf.int64)
         for axis in range(rank):
             positions = tf.range(-grow[axis, 0], shape[axis] + grow[axis, 1])

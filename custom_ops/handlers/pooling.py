@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import tensorflow as tf
 from onnx_tf.pb_wrapper import OnnxNode
 
+from custom_ops.support import checked_option
+
 
 @dataclass(frozen=True)
 class AxisWindows:
@@ -40,9 +42,16 @@ class AxisWindows:
     count_without_pad: tf.Tensor  # int32 [out], positions in [0, L)
 
 
+AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+
+
 class PoolMixin:
     """Window arithmetic for a handler whose node has ``kernel_shape`` and optional
     ``strides``, ``dilations``, ``pads``, ``auto_pad`` and ``ceil_mode``."""
+
+    @classmethod
+    def check_options(cls, node: OnnxNode, since_version: int) -> None:
+        checked_option(node, "auto_pad", "NOTSET", AUTO_PADS)
 
     @classmethod
     def _windows(cls, node: OnnxNode, x: tf.Tensor) -> list[AxisWindows]:
@@ -51,9 +60,8 @@ class PoolMixin:
         strides = list(node.attrs.get("strides", [1] * rank))
         dilations = list(node.attrs.get("dilations", [1] * rank))
         pads = list(node.attrs.get("pads", [0] * 2 * rank))
-        auto_pad = node.attrs.get("auto_pad", "NOTSET")
-        if isinstance(auto_pad, bytes):
-            auto_pad = auto_pad.decode()
+        # checked here too for onnx-tf's prepare(), which does not run check_options
+        auto_pad = checked_option(node, "auto_pad", "NOTSET", AUTO_PADS)
         ceil_mode = bool(node.attrs.get("ceil_mode", 0))
         shape = tf.shape(x, out_type=tf.int32)
         return [
@@ -94,17 +102,13 @@ def _axis_windows(
     elif auto_pad == "VALID":
         out = (length - span) // stride + 1
         pad_begin, pad_end = 0, 0
-    elif auto_pad == "NOTSET":
+    else:  # NOTSET
         room = length + pad_begin + pad_end - span
         if ceil_mode:
             out = _ceil_div(room, stride) + 1
             out = tf.where((out - 1) * stride >= length + pad_begin, out - 1, out)
         else:
             out = room // stride + 1
-    else:
-        raise ValueError(
-            f"auto_pad {auto_pad!r} is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID"
-        )
     out = tf.maximum(out, 0)
     positions = tf.range(out)[:, None] * stride + tf.range(kernel)[None, :] * dilation - pad_begin
     inside = (positions >= 0) & (positions < length)

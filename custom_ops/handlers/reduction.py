@@ -6,9 +6,9 @@ at 13, the others at 18). Missing or empty axes reduce every axis, unless
 its square, as ONNX's reference does). ``keepdims`` defaults to 1. Negative axes count from the end.
 
 Axes read from a constant (an initializer or a Constant node) are resolved while the graph is
-built; run-time axes choose between "all axes" and "these axes" in the graph, with ``tf.cond``
-(onnx-tf's mixin used a Python ``if`` on a tensor, which needs AutoGraph, and the graph module
-that ``convert`` uses traces without it).
+built; run-time axes choose between "all axes" and "these axes" in the graph (onnx-tf's mixin
+used a Python ``if`` on a tensor, which needs AutoGraph, and the graph module that ``convert``
+uses traces without it).
 """
 
 from __future__ import annotations
@@ -71,5 +71,10 @@ class ReductionMixin:
             return [
                 tf.cond(tf.size(axes) > 0, lambda: reduce(x, axes, keepdims), lambda: cls.noop(x))
             ]
+        # every axis when axes is empty: the first rank(x) of [axes, 0, 1, ...], not a tf.cond,
+        # whose output XLA took as the false branch's (every axis) when it fixed the reduction
+        # axes at compile time (axes computed from shapes, as in RMSNormalization's expansion)
         every_axis = tf.range(tf.cast(tf.rank(x), tf.int64))
-        return [reduce(x, tf.cond(tf.size(axes) > 0, lambda: axes, lambda: every_axis), keepdims)]
+        count = tf.size(axes)
+        chosen = tf.concat([axes, every_axis], 0)[: tf.where(count > 0, count, tf.size(every_axis))]
+        return [reduce(x, chosen, keepdims)]

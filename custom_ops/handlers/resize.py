@@ -30,6 +30,15 @@ import tensorflow as tf
 from onnx_tf.handlers.backend_handler import BackendHandler
 from onnx_tf.handlers.handler import onnx_op
 
+from custom_ops.support import UnsupportedOptionError, checked_option
+
+MODES = ("nearest", "linear", "cubic")
+COORDINATE_MODES = (
+    "half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
+    "tf_half_pixel_for_nn", "tf_crop_and_resize",
+)  # fmt: skip
+KEEP_ASPECT_RATIO_POLICIES = ("stretch", "not_larger", "not_smaller")
+
 
 def _attr(node, name: str, default):
     value = node.attrs.get(name, default)
@@ -71,29 +80,23 @@ class _Axis:
             return x / self.scale
         if mode == "tf_half_pixel_for_nn":
             return (x + 0.5) / self.scale
-        if mode == "tf_crop_and_resize":
-            start, end = roi
-            span = (end - start) * (length - 1)
-            return start * (length - 1) + tf.where(
-                resized > 1,
-                x * span / tf.maximum(resized - 1, 1e-30),
-                tf.fill(tf.shape(x), span / 2),
-            )
-        raise ValueError(f"Resize coordinate_transformation_mode {mode!r} is not supported")
+        # tf_crop_and_resize, the last of COORDINATE_MODES (Resize.check_options refuses others)
+        start, end = roi
+        span = (end - start) * (length - 1)
+        return start * (length - 1) + tf.where(
+            resized > 1,
+            x * span / tf.maximum(resized - 1, 1e-30),
+            tf.fill(tf.shape(x), span / 2),
+        )
 
 
-def _nearest_index(coordinate: tf.Tensor, nearest_mode: str) -> tf.Tensor:
-    if nearest_mode == "round_prefer_floor":
-        index = tf.math.ceil(coordinate - 0.5)
-    elif nearest_mode == "round_prefer_ceil":
-        index = tf.math.floor(coordinate + 0.5)
-    elif nearest_mode == "floor":
-        index = tf.math.floor(coordinate)
-    elif nearest_mode == "ceil":
-        index = tf.math.ceil(coordinate)
-    else:
-        raise ValueError(f"Resize nearest_mode {nearest_mode!r} is not supported")
-    return tf.cast(index, tf.int32)
+# nearest_mode: the input index a coordinate rounds to
+NEAREST_MODES = {
+    "round_prefer_floor": lambda coordinate: tf.math.ceil(coordinate - 0.5),
+    "round_prefer_ceil": lambda coordinate: tf.math.floor(coordinate + 0.5),
+    "floor": tf.math.floor,
+    "ceil": tf.math.ceil,
+}
 
 
 def _kernel(mode: str, a: float) -> tuple[float, object]:
@@ -121,9 +124,10 @@ def _resize_axis(x: tf.Tensor, axis: int, axis_info: _Axis, node, roi) -> tf.Ten
         return tf.reshape(values, [1] * axis + [-1] + [1] * (rank - axis - 1))
 
     if mode == "nearest":
-        index = _nearest_index(coordinate, _attr(node, "nearest_mode", "round_prefer_floor"))
+        rounding = NEAREST_MODES[_attr(node, "nearest_mode", "round_prefer_floor")]
+        index = tf.cast(rounding(coordinate), tf.int32)
         y = tf.gather(x, tf.clip_by_value(index, 0, last), axis=axis)
-    elif mode in ("linear", "cubic"):
+    else:  # linear or cubic (Resize.check_options refuses any other mode)
         radius, weight = _kernel(mode, float(node.attrs.get("cubic_coeff_a", -0.75)))
         # antialias: when downsampling, the filter is stretched by 1 / scale
         stretch = tf.constant(1.0)
@@ -145,8 +149,6 @@ def _resize_axis(x: tf.Tensor, axis: int, axis_info: _Axis, node, roi) -> tf.Ten
         )
         y = tf.reduce_sum(tf.cast(values, tf.float32) * spread, axis=axis + 1)
         y = tf.cast(tf.round(y) if x.dtype.is_integer else y, x.dtype)
-    else:
-        raise ValueError(f"Resize mode {mode!r} is not supported")
     if transform == "tf_crop_and_resize":
         outside = (coordinate < 0) | (coordinate > tf.cast(last, tf.float32))
         fill = tf.cast(node.attrs.get("extrapolation_value", 0.0), y.dtype)
@@ -154,10 +156,36 @@ def _resize_axis(x: tf.Tensor, axis: int, axis_info: _Axis, node, roi) -> tf.Ten
     return y
 
 
+def _scale_inputs(node, since_version: int) -> list[str]:
+    """The names of the node's ``scales`` and ``sizes`` inputs ("" when left out; version 10
+    has only ``scales``)."""
+    names = list(node.inputs) + [""] * 4
+    return names[1:2] if since_version == 10 else names[2:4]
+
+
+def _no_scales_or_sizes(node, since_version: int) -> UnsupportedOptionError:
+    names = _scale_inputs(node, since_version)
+    if since_version == 10:
+        return UnsupportedOptionError.of("Resize", node.name, "input scales", names[0], "a non-empty tensor")
+    return UnsupportedOptionError.of("Resize", node.name, "inputs (scales, sizes)", tuple(names), "one of them, non-empty")
+
+
 @onnx_op("Resize")
 class Resize(BackendHandler):
     @classmethod
+    def check_options(cls, node, since_version: int) -> None:
+        """Every attribute value is one this handler implements, and ``scales`` or ``sizes`` is
+        given (an input given as an empty tensor is only seen when translating)."""
+        checked_option(node, "mode", "nearest", MODES)
+        checked_option(node, "coordinate_transformation_mode", "half_pixel", COORDINATE_MODES)
+        checked_option(node, "nearest_mode", "round_prefer_floor", NEAREST_MODES)
+        checked_option(node, "keep_aspect_ratio_policy", "stretch", KEEP_ASPECT_RATIO_POLICIES)
+        if not any(_scale_inputs(node, since_version)):
+            raise _no_scales_or_sizes(node, since_version)
+
+    @classmethod
     def _common(cls, node, **kwargs) -> list[tf.Tensor]:
+        cls.check_options(node, cls.SINCE_VERSION)  # also for onnx-tf's prepare(), which does not check
         tensor_dict = kwargs["tensor_dict"]
         x = tensor_dict[node.inputs[0]]
         rank = x.shape.rank
@@ -182,7 +210,7 @@ class Resize(BackendHandler):
             scale = tf.cast(tf.reshape(scales, [-1]), tf.float32)
             out = tf.cast(scale * tf.cast(tf.gather(lengths, axes), tf.float32), tf.int32)
         else:
-            raise ValueError("Resize needs scales or sizes")
+            raise _no_scales_or_sizes(node, cls.SINCE_VERSION)
         if roi is not None:
             roi = tf.cast(tf.reshape(roi, [2, -1]), tf.float32)
         static_scale = tf.get_static_value(scale)

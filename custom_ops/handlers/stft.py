@@ -1,7 +1,7 @@
 """ONNX STFT -> TensorFlow, opset 17 (onnx-tf has none).
 
 ``signal`` ``[batch, length, 1 or 2]`` (or ``[batch, length]``, real, as torch exports it) is cut into frames of ``frame_length`` (the input, else
-the window's length) every ``frame_step`` samples, ``1 + (length - frame_length) // frame_step``
+the window's length, else the signal's length) every ``frame_step`` samples, ``1 + (length - frame_length) // frame_step``
 of them; each frame is multiplied by ``window`` (default all ones) and transformed with
 ``frame_length`` points. Output ``[batch, frames, bins, 2]``, ``bins = frame_length // 2 + 1``
 with ``onesided=1`` (the default), else ``frame_length``.
@@ -29,8 +29,8 @@ class STFT(BackendHandler):
             frame_length = tf.cast(tf.reshape(tensor_dict[names[3]], []), tf.int32)
         elif window is not None:
             frame_length = tf.shape(window)[0]
-        else:
-            raise ValueError("STFT needs a window or a frame_length")
+        else:  # neither: one frame of the whole signal, as ONNX's reference implementation does
+            frame_length = tf.shape(signal)[1]
         # torch exports a real signal as [batch, length], without the trailing axis of 1
         z = to_complex(signal[..., None] if signal.shape.rank == 2 else signal)
         frames = tf.signal.frame(z, frame_length, step, pad_end=False, axis=1)

@@ -23,6 +23,8 @@ from onnx import TensorProto
 from onnx_tf.handlers.backend_handler import BackendHandler
 from onnx_tf.handlers.handler import onnx_op
 
+from custom_ops.support import UnsupportedOptionError
+
 TYPE_ONLY_VERSIONS: dict[str, tuple[int, ...]] = {
     # opset 22: bfloat16
     **{
@@ -73,21 +75,33 @@ NO_TF_TYPE = {
 }  # fmt: skip
 
 
-def _check_cast(node, tensor_dict) -> None:
-    """Cast's target must be a type TensorFlow has; a float to string cast (TF formats numbers
-    differently from ONNX) is refused too, for CastLike as well."""
+def _check_cast_target(node) -> None:
+    """Cast's ``to`` must be a type TensorFlow has (CastLike's target is an input's type, seen
+    when translating)."""
+    if node.op_type == "Cast":
+        target = _cast_target(node)
+        if target in NO_TF_TYPE:
+            supported = "a type TensorFlow has (not float8, float4, int4 or uint4)"
+            raise UnsupportedOptionError.of("Cast", node.name, "to", TensorProto.DataType.Name(target), supported)
+
+
+def _cast_target(node) -> int:
+    """Cast's ``to`` as an ONNX type (``node.attrs`` holds it translated to a TensorFlow dtype)."""
+    return next(a.i for a in node.node_proto.attribute if a.name == "to")
+
+
+def _check_cast_source(node, tensor_dict) -> None:
+    """A float to string cast is refused (TensorFlow formats numbers differently from ONNX), for
+    CastLike as well. Checked when translating: the source type of a node output is declared
+    in the model only where it carries value_info, while the translated tensor always has it."""
     source = tensor_dict[node.inputs[0]].dtype
     if node.op_type == "CastLike":
         to_string = tensor_dict[node.inputs[1]].dtype == tf.string
     else:
-        # (node.attrs holds ``to`` already translated to a TensorFlow dtype)
-        target = next(a.i for a in node.node_proto.attribute if a.name == "to")
-        if target in NO_TF_TYPE:
-            name = TensorProto.DataType.Name(target)
-            raise ValueError(f"Cast to {name} is not supported: TensorFlow has no such type")
-        to_string = target == TensorProto.STRING
+        to_string = _cast_target(node) == TensorProto.STRING
     if to_string and source.is_floating:
-        raise ValueError("Cast from a float type to STRING is not supported")
+        raise UnsupportedOptionError.of(
+            node.op_type, node.name, "input type", source.name, "any but a float type when casting to STRING")
 
 
 def _newer_versions(op_type: str, versions: tuple[int, ...]) -> type:
@@ -96,10 +110,13 @@ def _newer_versions(op_type: str, versions: tuple[int, ...]) -> type:
 
     def run_previous(cls, node, **kwargs):
         if op_type in ("Cast", "CastLike"):
-            _check_cast(node, kwargs["tensor_dict"])
+            _check_cast_target(node)  # also for onnx-tf's prepare(), which does not check
+            _check_cast_source(node, kwargs["tensor_dict"])
         return getattr(cls, f"version_{previous}")(node, **kwargs)
 
     members = {f"version_{v}": classmethod(run_previous) for v in versions}
+    if op_type in ("Cast", "CastLike"):
+        members["check_options"] = classmethod(lambda cls, node, since_version: _check_cast_target(node))
     # reported (support.coverage, supported_ops) as onnx-tf's handler: the translation is its own
     members["__module__"], members["__qualname__"] = stock.__module__, stock.__qualname__
     members["__doc__"] = (

@@ -1,5 +1,6 @@
-"""ONNX InstanceNormalization, GroupNormalization and LayerNormalization in numpy, in float64
-(the test oracle): standardise with the biased variance over the op's axes, then scale and shift.
+"""ONNX InstanceNormalization, GroupNormalization, LayerNormalization and RMSNormalization in
+numpy, in float64 (the test oracle): standardise with the biased variance over the op's axes (or
+divide by the root mean square), then scale and shift.
 """
 
 from __future__ import annotations
@@ -58,3 +59,12 @@ class LayerNormalization:
         if bias is not None:
             y = y + bias
         return y.astype(x.dtype), mean.astype(np.float32), inv_std.astype(np.float32)
+
+
+class RMSNormalization:
+    @staticmethod
+    def run(x: np.ndarray, scale: np.ndarray, axis: int = -1, epsilon: float = 1e-5) -> np.ndarray:
+        """``x / sqrt(mean(x^2) + epsilon) * scale``, the mean over the axes from ``axis`` on."""
+        axes = tuple(range(axis % x.ndim, x.ndim))
+        wide = x.astype(np.float64)
+        return (wide / np.sqrt((wide**2).mean(axis=axes, keepdims=True) + epsilon) * scale).astype(x.dtype)

@@ -1,11 +1,12 @@
-"""ONNX AveragePool / MaxPool in plain numpy, one output element at a time (the test oracle).
+"""ONNX AveragePool / MaxPool / LpPool in plain numpy, one output element at a time (the test oracle).
 
 For each output position the window is enumerated explicitly: per spatial axis the input
 positions ``o * stride + j * dilation - pad_begin`` for ``j < kernel``. Positions in ``[0, L)``
 hold input values; the others are padding (inside ``[-pad_begin, L + pad_end)``) or past the
 padded input (only when ``ceil_mode`` rounds the output size up). An average divides by the
 count of input positions, or of input and padding positions with ``count_include_pad``; a max
-ignores every non-input position. Output sizes follow the ONNX spec (see ``output_size``).
+ignores every non-input position, and so does an Lp norm ``(sum |x|^p)^(1/p)`` (as zeros would).
+Output sizes follow the ONNX spec (see ``output_size``).
 """
 
 from __future__ import annotations
@@ -56,8 +57,9 @@ class Pool:
         auto_pad: str = "NOTSET",
         ceil_mode: int = 0,
         count_include_pad: int = 0,
+        p: float = 2,
     ) -> np.ndarray:
-        """``kind`` is ``"avg"`` or ``"max"``; X is ``[N, C, D1, ...]``."""
+        """``kind`` is ``"avg"``, ``"max"`` or ``"lp"`` (with ``p``); X is ``[N, C, D1, ...]``."""
         rank = len(kernel_shape)
         strides = strides or [1] * rank
         dilations = dilations or [1] * rank
@@ -93,6 +95,8 @@ class Pool:
                     counted += int(inside or (padded and count_include_pad))
                 if kind == "max":
                     y[(n, c, *out_index)] = max(values)
+                elif kind == "lp":
+                    y[(n, c, *out_index)] = sum(abs(v) ** p for v in values) ** (1 / p)
                 else:
                     y[(n, c, *out_index)] = sum(values) / counted
         return y.astype(x.dtype)
