@@ -149,7 +149,7 @@ def _sequence_tensors(value: Carried, result: Any) -> tuple[tf.Tensor, tf.Tensor
     """A sequence's elements concatenated along axis 0, and their lengths on it."""
     if isinstance(result, tf.RaggedTensor):
         if isinstance(result.values, tf.RaggedTensor):
-            raise UsageError(f"graph output '{value.name}': its elements differ in more than their first axis")
+            raise UsageError(f"graph output '{value.name}': elements that differ beyond their first axis are not supported")
         return result.values, result.row_lengths()
     if not result:
         shape = value.element_shape()
@@ -168,6 +168,8 @@ def signature_feeds(inputs: Mapping[str, Any], specs: Mapping[str, tf.TensorSpec
     arrays: dict[str, Any] = {}
     for name, value in inputs.items():
         key = tf_name(name)
+        if key not in specs:
+            raise UsageError(f"'{name}' is not an input of the signature (its inputs: {', '.join(sorted(specs))})")
         if value is None:
             raise UsageError(f"input '{name}' is an empty optional: a signature takes an optional input's element, "
                              "so an empty one is not supported")
@@ -183,8 +185,8 @@ def _sequence_arrays(name: str, elements: list | tuple, dtype: Any) -> tuple[np.
     if not elements:
         return np.zeros([0], dtype), np.zeros([0], np.int64)
     if any(element.ndim == 0 for element in elements) or len({element.shape[1:] for element in elements}) > 1:
-        raise UsageError(f"sequence input '{name}': a signature carries elements of rank >= 1 that agree on every "
-                         f"axis but the first; got shapes {[list(e.shape) for e in elements]}")
+        raise UsageError(f"sequence input '{name}': elements of shapes {[list(e.shape) for e in elements]} are not "
+                         "supported (a signature carries elements of rank >= 1 that agree on every axis but the first)")
     return np.concatenate(elements), np.array([len(element) for element in elements], np.int64)
 
 
