@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from onnx import TensorProto, helper
 
-from benchmarks.node_suite import NODE_TEST_ROOT, compare, load_test
+from benchmarks.node_suite import NODE_TEST_ROOT, compare, load_test, run_graph_module
 from pipeline.parity.backends import TF, TF_XLA, TfSavedModelBackend
 from pipeline.parity.sequences import comparable, structure_problems
 from pipeline.runtime.errors import UsageError
@@ -41,6 +41,12 @@ NODE_TESTS = [
     "test_optional_has_element_empty_no_input_tensor_input",
     "test_optional_has_element_optional_input",
     "test_optional_has_element_tensor_input",
+    # SequenceMap's expansions: a Loop over sequence inputs, starting from SequenceEmpty
+    "test_sequence_map_add_1_sequence_1_tensor_expanded",
+    "test_sequence_map_add_2_sequences_expanded",
+    "test_sequence_map_identity_1_sequence_1_tensor_expanded",
+    "test_sequence_map_identity_1_sequence_expanded",
+    "test_sequence_map_identity_2_sequences_expanded",
 ]
 
 
@@ -51,6 +57,12 @@ def test_official_node_test_through_a_saved_model(name: str, tmp_path: Path) -> 
     for inputs, expected in cases:
         outputs = run_saved_model(tmp_path / "saved_model", inputs)
         assert compare(expected, {n: outputs[tf_name(n)] for n in expected}) is None
+
+
+@pytest.mark.parametrize("name", ["test_identity_opt", "test_split_to_sequence_2"])
+def test_the_node_suite_runs_them_as_convert_does(name: str) -> None:
+    model, [(inputs, expected)] = load_test(NODE_TEST_ROOT / name)
+    assert compare(expected, run_graph_module(model, inputs)) is None
 
 
 def test_an_empty_optional_input_cannot_be_fed(tmp_path: Path) -> None:
@@ -113,6 +125,37 @@ def test_converted_sequence_and_optional_outputs_match_onnxruntime(tmp_path: Pat
         assert np.array_equal(outputs["seq"][1], np.maximum(inputs["b"], 0))
         for backend in backends:
             assert compare(expected, backend.run(inputs)) is None, backend.name
+
+
+def test_empty_sequences_and_an_empty_optional_sequence_match_onnxruntime(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    f = TensorProto.FLOAT
+    sequence = helper.make_sequence_type_proto(helper.make_tensor_type_proto(f, None))
+    nodes = [
+        helper.make_node("SequenceEmpty", [], ["empty"], dtype=f),
+        helper.make_node("SequenceInsert", ["empty", "x"], ["one"]),
+        helper.make_node("Optional", [], ["none"], type=sequence),
+        helper.make_node("Identity", ["xs"], ["xs_out"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "empty_sequences",
+        [helper.make_tensor_value_info("x", f, [2]), helper.make_value_info("xs", sequence)],
+        [
+            helper.make_value_info("empty", sequence),
+            helper.make_value_info("one", sequence),
+            helper.make_value_info("none", helper.make_optional_type_proto(sequence)),
+            helper.make_value_info("xs_out", sequence),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    session = ort.InferenceSession(model.SerializeToString())
+    write_saved_model(OnnxGraphModule(model), tmp_path / "saved_model")
+    for xs in ([], [np.ones(3, np.float32), np.zeros(1, np.float32)]):
+        inputs = {"x": np.array([1, 2], np.float32), "xs": xs}
+        expected = dict(zip([o.name for o in session.get_outputs()], session.run(None, inputs)))
+        assert expected["empty"] == [] and expected["none"] is None
+        assert compare(expected, run_saved_model(tmp_path / "saved_model", inputs)) is None
 
 
 def test_names_that_would_collide_in_the_signature_are_refused() -> None:
