@@ -60,18 +60,17 @@ NO_TF_TYPE = {
 RESTART_EVERY = 250  # tests per worker process (bounds the memory TF's caches grow to)
 
 
-def run_graph_module(model: onnx.ModelProto, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+def run_graph_module(model: onnx.ModelProto, inputs: dict[str, Any]) -> dict[str, Any]:
     """``model`` run once the way `convert` builds it: :class:`OnnxGraphModule`'s serving
-    function, outputs keyed by ONNX name."""
-    import tensorflow as tf
-
+    function, its outputs keyed by ONNX name as onnxruntime gives them (see
+    :func:`pipeline.stages.signature_values.decode_outputs`)."""
+    from pipeline.stages.signature_values import decode_outputs, signature_feeds
     from pipeline.stages.tf_convert import OnnxGraphModule, tf_name
 
     module = OnnxGraphModule(model)
     serving = module.serving_function()
-    feeds = {i.tf_name: tf.constant(inputs[i.onnx_name], dtype=i.dtype) for i in module.inputs}
-    outputs = serving(**feeds)
-    return {name: outputs[tf_name(name)].numpy() for name in module.output_names}
+    outputs = decode_outputs(serving(**signature_feeds(inputs, module.input_signature())))
+    return {name: outputs[tf_name(name)] for name in module.output_names}
 
 
 def load_test(folder: Path) -> tuple[onnx.ModelProto, list[tuple[dict, dict]]]:

@@ -4,7 +4,8 @@ handler for the op's previous version.
 Each entry is an op and the since-versions added here. Every one was checked against ONNX's
 operator changelog to change nothing but the accepted types (bfloat16 in opset 22; float8 in
 19; int4/uint4 in 21; float4e2m1 and more in 23; string for Equal-19; optional and sequence
-types for the control-flow ops in 16), so the previous version's translation is exact for every
+types for the control-flow ops in 16; tensor and sequence inputs for OptionalGetElement-18,
+returned as they are), so the previous version's translation is exact for every
 type TensorFlow has. Versions that changed attributes or semantics are not here: they need their
 own handler (e.g. LpPool-18 ``ceil_mode``, ScatterND-16 ``reduction``, RoiAlign-16
 ``coordinate_transformation_mode``, QuantizeLinear-21 block quantization). Nor are ops that have
@@ -55,6 +56,7 @@ TYPE_ONLY_VERSIONS: dict[str, tuple[int, ...]] = {
     "If": (16, 19, 21, 23),
     "Loop": (16, 19, 21, 23),
     "Scan": (16, 19, 21, 23),
+    "OptionalGetElement": (18,),
 }  # fmt: skip
 
 

@@ -6,6 +6,8 @@
   ones the session really uses (onnxruntime falls back to CPU when CUDA libraries are missing).
 - ``tf``: the SavedModel loaded with ``tf.saved_model.load``, called through its
   ``serving_default`` signature under ``tf.device``; the device of the returned tensors is recorded.
+  Sequence and optional outputs come back as onnxruntime returns them (a list of arrays, None
+  for an empty optional; see :mod:`pipeline.stages.signature_values`).
 - ``tf_xla``: the same SavedModel's ``serving_xla`` signature (XLA-compiled), when it has one.
 - ``litert``: a ``.tflite`` file run by the LiteRT interpreter (``ai-edge-litert``) through its
   ``serving_default`` signature runner, with the default op resolver (XNNPACK on, as users get it).
@@ -202,17 +204,18 @@ class TfSavedModelBackend:
         self.signature = loaded.signatures[self.signature_key]
         self.device_used: str | None = None
 
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from pipeline.stages.tf_convert import tf_name
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
+        from pipeline.stages.signature_values import decode_outputs, signature_feeds, tf_name
 
         tf = self._tf
         try:
             with tf.device(self.device_requested):
-                outputs = self.signature(**{tf_name(n): tf.constant(v) for n, v in inputs.items()})
+                outputs = self.signature(**signature_feeds(inputs, self.signature.structured_input_signature[1]))
         except tf.errors.OpError as error:  # e.g. an op that XLA cannot compile in serving_xla
             raise PipelineError(f"the SavedModel's {self.signature_key} signature failed: {_reason(error)}") from None
         self.device_used = next(iter(outputs.values())).device
-        return {name: outputs[tf_name(name)].numpy() for name in self.output_names if tf_name(name) in outputs}
+        decoded = decode_outputs(outputs)
+        return {name: decoded[tf_name(name)] for name in self.output_names if tf_name(name) in decoded}
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -270,11 +273,12 @@ class LitertBackend:
         except (ValueError, RuntimeError) as error:
             raise PipelineError(f"LiteRT cannot load {self.model_path}: {error}") from None
 
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from pipeline.stages.tf_convert import tf_name
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
+        from pipeline.stages.signature_values import decode_outputs, tf_name
 
         outputs = self.runner(**{tf_name(n): np.ascontiguousarray(v) for n, v in inputs.items()})
-        return {name: np.array(outputs[tf_name(name)]) for name in self.output_names if tf_name(name) in outputs}
+        outputs = decode_outputs({key: np.array(value) for key, value in outputs.items()})
+        return {name: outputs[tf_name(name)] for name in self.output_names if tf_name(name) in outputs}
 
     def describe(self) -> dict[str, Any]:
         from importlib import metadata

@@ -440,7 +440,7 @@ def tf_node_outputs(
         values = traced(**{tf_name(name): tf.constant(value) for name, value in inputs.items()})
     if require_gpu and values:
         _require_gpu("tensorflow (per-layer)", {"device_used": next(iter(values.values())).device})
-    arrays = {name: value.numpy() for name, value in values.items()}
+    arrays = {name: value.numpy() for name, value in values.items() if isinstance(value, tf.Tensor)}
     return {name: value for name, value in arrays.items() if _comparable(value)}
 
 

@@ -46,6 +46,7 @@ from .chunks import DEFAULT_CHUNK_FRAMES, ChunkPlan, plan_chunks, take
 from .chunks import RULE as CHUNK_RULE
 from .layers import DEFAULT_TOP_K, LayerReport, localise
 from .metrics import DEFAULT_TOLERANCE, ArrayComparison, ComparisonTotals, Tolerance
+from .sequences import comparable, structure_problems
 
 ToleranceLike = Tolerance | tuple[float, float]
 
@@ -382,16 +383,18 @@ def _run_cases(
         chunks = plan.slices()
         for chunk_number, chunk in enumerate(chunks, 1):
             arrays = take(case.arrays, chunk) if plan.count > 1 else case.arrays
-            outputs: dict[str, dict[str, np.ndarray]] = {}
+            raw: dict[str, dict[str, Any]] = {}
             for backend in backends:
                 start = time.perf_counter()
-                outputs[backend.name] = backend.run(arrays)
+                raw[backend.name] = backend.run(arrays)
                 elapsed = time.perf_counter() - start
                 seconds[backend.name] = round(seconds.get(backend.name, 0.0) + elapsed, 3)
                 key = f"parity: run {backend.name}"
                 timings[key] = round(timings.get(key, 0.0) + elapsed, 3)
             if require_gpu and number == 1 and chunk_number == 1:
                 verify_placement(backends)
+            sweep.problems.extend(structure_problems(raw, pairs))
+            outputs = {name: {o: comparable(v) for o, v in values.items()} for name, values in raw.items()}
             rows = plan.rows_of(chunk)
             compared = _compare_chunk(outputs, pairs, output_names, tolerance_of, sweep.problems, plan, rows)
             severity = 0.0

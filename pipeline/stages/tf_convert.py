@@ -1,5 +1,6 @@
 """ONNX -> TensorFlow: import an ONNX graph with onnx-tf's handlers (ours registered) as a
-``tf.Module``, and write it as a SavedModel with two signatures of the same inputs and outputs:
+``tf.Module``, and write it as a SavedModel with two signatures of the same inputs and outputs
+(sequences and optionals carried as :mod:`pipeline.stages.signature_values` describes):
 ``serving_default`` (graph mode: any shape, no compilation) and ``serving_xla`` (the graph traced
 for XLA and compiled with ``jit_compile=True``: faster once compiled, one compilation per
 input shape, or per bucket of shapes; see :meth:`OnnxGraphModule.xla_serving_function`).
@@ -28,28 +29,48 @@ import custom_ops
 from custom_ops.lowering import Target, lowering, target
 from custom_ops.support import check_supported
 from pipeline.stages.onnx_io import real_inputs
+from pipeline.stages.signature_values import (
+    LENGTHS,
+    Carried,
+    check_names,
+    decode_outputs,
+    output_tensors,
+    sequence_value,
+    signature_feeds,
+    tf_name,
+)
 from pipeline.stages.signatures import SIGNATURE_KEY, XLA_SIGNATURE_KEY
-
-
-def tf_name(onnx_name: str) -> str:
-    """A SavedModel signature needs identifier-like names; ONNX allows ``input.1`` or ``a:0``."""
-    name = re.sub(r"[^A-Za-z0-9_]", "_", onnx_name)
-    return name if name[:1].isalpha() else f"t_{name}"
 
 
 @dataclass(frozen=True)
 class GraphInput:
-    """One graph input: its ONNX name, TF signature name, dtype and shape (None = dynamic);
-    ``dims`` names the symbolic axes (ONNX ``dim_param``, e.g. ``"time"``; None elsewhere)."""
+    """One graph input: its ONNX name, TF signature name, dtype and shape (None = dynamic; the
+    whole shape None when the rank is unknown); ``dims`` names the symbolic axes (ONNX
+    ``dim_param``, e.g. ``"time"``; None elsewhere). A ``sequence`` input's dtype and shape are
+    those of its elements concatenated along axis 0 (see :mod:`pipeline.stages.signature_values`)."""
 
     onnx_name: str
     tf_name: str
     dtype: tf.DType
-    shape: tuple[int | None, ...]
+    shape: tuple[int | None, ...] | None
     dims: tuple[str | None, ...] = ()
+    sequence: bool = False
 
     def spec(self) -> tf.TensorSpec:
         return tf.TensorSpec(self.shape, self.dtype, name=self.tf_name)
+
+    def specs(self) -> dict[str, tf.TensorSpec]:
+        """Every signature input of this graph input (a sequence's element lengths too)."""
+        specs = {self.tf_name: self.spec()}
+        if self.sequence:
+            specs[self.tf_name + LENGTHS] = tf.TensorSpec([None], tf.int64, name=self.tf_name + LENGTHS)
+        return specs
+
+    def value(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor | tf.RaggedTensor:
+        """The graph input as onnx-tf's handlers take it, from the signature's inputs."""
+        if self.sequence:
+            return sequence_value(inputs[self.tf_name], inputs[self.tf_name + LENGTHS])
+        return inputs[self.tf_name]
 
 
 class OnnxGraphModule(tf.Module):
@@ -86,6 +107,8 @@ class OnnxGraphModule(tf.Module):
         )
         self.inputs = graph_inputs(model)
         self.output_names = [o.name for o in self._graph.output]
+        self._outputs = [Carried.of(o) for o in self._graph.output]
+        check_names([Carried.of(v) for v in real_inputs(self._graph)], self._outputs)
         self._node_outputs: dict[Target, tf.types.experimental.ConcreteFunction] = {}
 
     @tf.autograph.experimental.do_not_convert
@@ -93,7 +116,7 @@ class OnnxGraphModule(tf.Module):
         """Every value of the graph; see :func:`translate_node` for how nodes are traced."""
         values: dict[str, tf.Tensor] = {}
         for graph_input in self.inputs:
-            values[graph_input.onnx_name] = inputs[graph_input.tf_name]
+            values[graph_input.onnx_name] = graph_input.value(inputs)
         # Variables are read here, so that every handler sees plain tensors in ONNX layout.
         values.update({name: self._onnx_layout(name) for name in self._initializers})
         values.update(self._handler_variables)
@@ -106,31 +129,36 @@ class OnnxGraphModule(tf.Module):
         return value if stored_as is None else tf.transpose(value, np.argsort(stored_as))
 
     def node_outputs_function(self) -> tf.types.experimental.ConcreteFunction:
-        """Every node output (and graph output) that is a tensor, keyed by ONNX name, traced once
-        per lowering target (:func:`custom_ops.lowering.target`) for the dynamic input signature;
-        later calls return the same function. The serving function and the per-layer parity
-        check share this one trace (2-4 s for AutoVC)."""
+        """Every node output that is a tensor and every graph output (a sequence as onnx-tf holds
+        it, an empty optional as None), keyed by ONNX name, traced once per lowering target
+        (:func:`custom_ops.lowering.target`) for the dynamic input signature; later calls return
+        the same function. The serving function and the per-layer parity check share this one
+        trace (2-4 s for AutoVC)."""
         lowering_target = target()
         if lowering_target not in self._node_outputs:
             wanted = [name for node in self._graph.node for name in node.output if name]
-            wanted += [name for name in self.output_names if name not in wanted]
 
-            def node_outputs(**inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+            def node_outputs(**inputs: tf.Tensor) -> dict[str, Any]:
                 values = self.tensors(**inputs)
-                return {name: values[name] for name in wanted if isinstance(values.get(name), tf.Tensor)}
+                found = {name: values[name] for name in wanted if isinstance(values.get(name), tf.Tensor)}
+                return {**found, **{name: values[name] for name in self.output_names}}
 
             function: Callable = tf.function(node_outputs, autograph=False)
             self._node_outputs[lowering_target] = function.get_concrete_function(**self.input_signature())
         return self._node_outputs[lowering_target]
 
+    def signature_outputs(self, values: Mapping[str, Any]) -> dict[str, tf.Tensor]:
+        """The graph outputs among ``values`` (ONNX name -> onnx-tf's value) as the signature's
+        tensors, keyed by signature name."""
+        return {key: tensor for value in self._outputs for key, tensor in output_tensors(value, values[value.name]).items()}
+
     def serving_function(self) -> tf.types.experimental.ConcreteFunction:
-        """The graph outputs, keyed by their TF names: a call of :meth:`node_outputs_function`
+        """The graph outputs, keyed by their signature names: a call of :meth:`node_outputs_function`
         (TF's optimiser inlines it and prunes what the outputs do not need)."""
         node_outputs = self.node_outputs_function()
 
         def outputs(**inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-            values = node_outputs(**inputs)
-            return {tf_name(name): tf.identity(values[name], name=tf_name(name)) for name in self.output_names}
+            return self.signature_outputs(node_outputs(**inputs))
 
         function: Callable = tf.function(outputs, autograph=False)
         return function.get_concrete_function(**self.input_signature())
@@ -152,14 +180,13 @@ class OnnxGraphModule(tf.Module):
         output_dims = {o.name: _dim_names(o) for o in self._graph.output}
 
         def compiled_outputs(**inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-            values = node_outputs(**inputs)
-            return {tf_name(name): values[name] for name in self.output_names}
+            return self.signature_outputs(node_outputs(**inputs))
 
         compiled = tf.function(compiled_outputs, jit_compile=True, autograph=False)
 
         def outputs(**inputs: tf.Tensor) -> dict[str, tf.Tensor]:
             lengths: dict[str, tf.Tensor] = {}
-            padded = {}
+            padded = dict(inputs)
             for graph_input in self.inputs:
                 value = inputs[graph_input.tf_name]
                 for axis, dim in enumerate(graph_input.dims):
@@ -169,22 +196,21 @@ class OnnxGraphModule(tf.Module):
                         pad[axis] = [0, (-lengths[dim]) % buckets[dim]]
                         value = tf.pad(value, pad)
                 padded[graph_input.tf_name] = value
-            values = compiled(**padded)
-            results = {}
+            results = compiled(**padded)
             for name in self.output_names:
-                value = values[tf_name(name)]
+                value = results[tf_name(name)]
                 for axis, dim in enumerate(output_dims[name]):
                     if dim in lengths:
                         value = value[(slice(None),) * axis + (slice(None, lengths[dim]),)]
-                results[tf_name(name)] = tf.identity(value, name=tf_name(name))
-            return results
+                results[tf_name(name)] = value
+            return {key: tf.identity(value, name=key) for key, value in results.items()}
 
         function: Callable = tf.function(outputs, autograph=False)
         return function.get_concrete_function(**self.input_signature())
 
     def input_signature(self) -> dict[str, tf.TensorSpec]:
-        """The graph inputs as keyword TensorSpecs (dynamic dims are None)."""
-        return {i.tf_name: i.spec() for i in self.inputs}
+        """The signature's inputs as keyword TensorSpecs (dynamic dims are None)."""
+        return {key: spec for i in self.inputs for key, spec in i.specs().items()}
 
 
 def _dim_names(value: onnx.ValueInfoProto) -> tuple[str | None, ...]:
@@ -310,17 +336,17 @@ def _initializer_tensor(
 
 
 def graph_inputs(model: onnx.ModelProto) -> list[GraphInput]:
-    """The graph's real inputs (not initializers); unknown or symbolic dims become None."""
-    from onnx_tf.common.data_type import onnx2tf
-
+    """The graph's real inputs (not initializers); unknown or symbolic dims become None. An
+    optional input is its element (see :mod:`pipeline.stages.signature_values`)."""
     found = []
     for value in real_inputs(model.graph):
-        tensor_type = value.type.tensor_type
-        shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
-                      for d in tensor_type.shape.dim)
-        found.append(
-            GraphInput(value.name, tf_name(value.name), onnx2tf(tensor_type.elem_type), shape, _dim_names(value))
-        )
+        carried = Carried.of(value)
+        shape = carried.element_shape()
+        if carried.sequence:
+            shape = (None, *shape[1:]) if shape else None
+            found.append(GraphInput(value.name, carried.key, carried.dtype(), shape, sequence=True))
+        else:
+            found.append(GraphInput(value.name, carried.key, carried.dtype(), shape, _dim_names(value)))
     return found
 
 
@@ -336,9 +362,10 @@ def write_saved_model(
     return serving
 
 
-def run_saved_model(directory: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Load a SavedModel written by :func:`write_saved_model` and run it on ONNX-named inputs."""
+def run_saved_model(directory: Path, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Load a SavedModel written by :func:`write_saved_model` and run it on ONNX-named inputs
+    (a list of arrays for a sequence); the outputs are keyed by signature name, each an array, a
+    list of arrays (a sequence) or None (an empty optional), as onnxruntime returns them."""
     loaded = tf.saved_model.load(str(directory))
     serving = loaded.signatures[SIGNATURE_KEY]
-    outputs = serving(**{tf_name(name): tf.constant(value) for name, value in inputs.items()})
-    return {name: value.numpy() for name, value in outputs.items()}
+    return decode_outputs(serving(**signature_feeds(inputs, serving.structured_input_signature[1])))

@@ -75,11 +75,9 @@ def tflite_function(module: OnnxGraphModule) -> tf.types.experimental.ConcreteFu
     import tensorflow as tf
 
     from custom_ops.lowering import lowering
-    from pipeline.stages.tf_convert import tf_name
 
     def outputs(**inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-        values = module.tensors(**inputs)
-        return {tf_name(name): tf.identity(values[name], name=tf_name(name)) for name in module.output_names}
+        return module.signature_outputs(module.tensors(**inputs))
 
     with lowering("tflite"):
         return tf.function(outputs, autograph=False).get_concrete_function(**module.input_signature())
