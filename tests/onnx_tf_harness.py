@@ -1,6 +1,7 @@
-"""One harness for every handler test: run an ONNX model through onnx-tf + custom_ops and
-compare with expected outputs computed by an independent reference (onnx's official node
-test data, torch, or a numpy reference).
+"""One harness for every handler test: run an ONNX model through onnx-tf + custom_ops (or
+through the graph module traced for a lowering target) and compare with expected outputs
+computed by an independent reference (onnx's official node test data, torch, or a numpy
+reference).
 
 The onnx package's own ``onnx.backend.test`` runner counts "not implemented" as passed, so the
 official node tests are loaded and compared here directly.
@@ -8,6 +9,8 @@ official node tests are loaded and compared here directly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ import onnx
 from onnx import numpy_helper
 
 import custom_ops
+from custom_ops.lowering import Target
 
 NODE_TEST_ROOT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "node"
 
@@ -37,6 +41,13 @@ def load_node_test(folder: Path) -> tuple[onnx.ModelProto, list[tuple[dict, dict
         outputs = [_read_tensor(p) for p in sorted(data_set.glob("output_*.pb"), key=_index)]
         cases.append((dict(zip(input_names, inputs)), dict(zip(output_names, outputs))))
     return model, cases
+
+
+def run_node_test(folder: Path, atol: float = 1e-6, rtol: float = 0.0) -> None:
+    """Every data set of the official node test in ``folder`` through onnx-tf."""
+    model, cases = load_node_test(folder)
+    for inputs, expected in cases:
+        run_test_case(model, inputs, expected, atol=atol, rtol=rtol)
 
 
 def run_onnx_tf(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -76,6 +87,46 @@ def run_test_case(
         assert got.shape == want.shape, f"{name}: shape {got.shape} != {want.shape}"
         assert got.dtype == want.dtype, f"{name}: dtype {got.dtype} != {want.dtype}"
         np.testing.assert_allclose(got, want, atol=atol, rtol=rtol, err_msg=name)
+
+
+Run = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """A model's serving function traced for one lowering target (:mod:`custom_ops.lowering`),
+    and each runtime that runs it, keyed by name: TensorFlow for every target (for ``"xla"``
+    compiled with ``jit_compile=True``), and for ``"tflite"`` also LiteRT running the
+    builtins-only model converted from it (any batch and length: its signature runner resizes)."""
+
+    runs: dict[str, Run]
+    litert_ops: dict[str, int]  # builtin op name -> uses in the LiteRT model ({} for other targets)
+
+
+def lower(model: onnx.ModelProto, target: Target) -> Lowered:
+    """``model`` as ``convert`` builds it (the graph module), for ``target``; inputs and outputs
+    keyed by ONNX name."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from pipeline.stages.tf_convert import OnnxGraphModule, tf_name
+    from pipeline.stages.tflite import convert, op_counts, tflite_function
+
+    module = OnnxGraphModule(model)
+    functions = {"graph": module.serving_function, "xla": module.xla_serving_function, "tflite": lambda: tflite_function(module)}
+    function = functions[target]()
+
+    def by_onnx_name(outputs: dict) -> dict[str, np.ndarray]:
+        return {name: np.asarray(outputs[tf_name(name)]) for name in module.output_names}
+
+    runs: dict[str, Run] = {"tensorflow": lambda inputs: by_onnx_name(function(**{tf_name(k): tf.constant(v) for k, v in inputs.items()}))}
+    ops: dict[str, int] = {}
+    if target == "tflite":
+        flatbuffer = convert(function, module)
+        ops = op_counts(flatbuffer)
+        runner = Interpreter(model_content=flatbuffer).get_signature_runner()
+        runs["litert"] = lambda inputs: by_onnx_name(runner(**{tf_name(k): v for k, v in inputs.items()}))
+    return Lowered(runs, ops)
 
 
 def _read_tensor(path: Path) -> np.ndarray:

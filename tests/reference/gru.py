@@ -1,20 +1,15 @@
 """ONNX GRU in plain numpy, one batch entry and one time step at a time (the test oracle).
 
-Conventions (ONNX spec, opsets 7-22):
+Conventions (ONNX spec, opsets 7-22; layouts, directions, ``sequence_lens`` and activations in
+:mod:`reference.recurrence`):
 
 - Gate order in W, R, B is ``z, r, h`` (update, reset, hidden); PyTorch uses ``r, z, n``.
 - B is ``[Wb, Rb]`` concatenated.
 - ``linear_before_reset=0``: ``h~ = g(x Wh^T + (r * H) Rh^T + Rbh + Wbh)``;
   ``linear_before_reset=1``: ``h~ = g(x Wh^T + r * (H Rh^T + Rbh) + Wbh)``.
 - ``H' = (1 - z) * h~ + z * H``.
-- ``layout=0``: X ``[T, B, F]``, Y ``[T, D, B, H]``, Y_h ``[D, B, H]``;
-  ``layout=1``: X ``[B, T, F]``, Y ``[B, T, D, H]``, Y_h ``[B, D, H]``.
-- Direction 0 of a bidirectional GRU runs forward, direction 1 backward.
-- ``sequence_lens[b] = L``: only steps ``0..L-1`` are processed (the backward direction starts
-  at ``L-1``); Y is 0 at steps ``>= L``; Y_h is the state after the last processed step.
 - ``clip`` bounds the pre-activation of z, r and h~.
-- Activations ``f, g`` per direction (default Sigmoid, Tanh); alpha/beta as for the LSTM
-  (:mod:`reference.lstm`).
+- Activations ``f, g`` per direction (default Sigmoid, Tanh).
 """
 
 from __future__ import annotations
@@ -23,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from reference.lstm import _activations
+from reference.recurrence import Activation, State, Step, run_recurrence
 
 
 class GRU:
@@ -47,48 +42,33 @@ class GRU:
         activation_beta: Sequence[float] = (),
     ) -> tuple[np.ndarray, np.ndarray]:
         """Y, Y_h of one ONNX GRU node, computed in float64 and returned in X's dtype."""
-        dtype = X.dtype
-        X, W, R = (np.asarray(a, np.float64) for a in (X, W, R))
-        if layout == 1:
-            X = X.transpose(1, 0, 2)
-            if initial_h is not None:
-                initial_h = initial_h.transpose(1, 0, 2)
-        seq_length, batch, _ = X.shape
-        num_directions = W.shape[0]
+        W, R = (np.asarray(a, np.float64) for a in (W, R))
         hidden = R.shape[2]
-        assert num_directions == (2 if direction == "bidirectional" else 1)
-        if activations is None:
-            activations = ["Sigmoid", "Tanh"] * num_directions
-        functions = _activations(activations, activation_alpha, activation_beta)
-        lengths = np.full(batch, seq_length) if sequence_lens is None else sequence_lens
 
         def bound(v: np.ndarray) -> np.ndarray:
             return v if clip is None else np.clip(v, -clip, clip)
 
-        Y = np.zeros((seq_length, num_directions, batch, hidden))
-        Y_h = np.zeros((num_directions, batch, hidden))
-        for d in range(num_directions):
-            backward = direction == "reverse" or d == 1
-            f, g = functions[2 * d : 2 * d + 2]
+        def step_for(d: int, functions: list[Activation]) -> Step:
+            f, g = functions
             w_z, w_r, w_h = np.split(W[d], 3)
             r_z, r_r, r_h = np.split(R[d], 3)
             bias = np.zeros(6 * hidden) if B is None else np.asarray(B[d], np.float64)
             wb_z, wb_r, wb_h, rb_z, rb_r, rb_h = np.split(bias, 6)
-            for b in range(batch):
-                h_t = np.zeros(hidden) if initial_h is None else np.asarray(initial_h[d, b], np.float64)
-                steps = range(int(lengths[b]))
-                for t in reversed(steps) if backward else steps:
-                    x_t = X[t, b]
-                    z = f(bound(w_z @ x_t + r_z @ h_t + wb_z + rb_z))
-                    r = f(bound(w_r @ x_t + r_r @ h_t + wb_r + rb_r))
-                    if linear_before_reset:
-                        candidate = g(bound(w_h @ x_t + r * (r_h @ h_t + rb_h) + wb_h))
-                    else:
-                        candidate = g(bound(w_h @ x_t + r_h @ (r * h_t) + rb_h + wb_h))
-                    h_t = (1.0 - z) * candidate + z * h_t
-                    Y[t, d, b] = h_t
-                Y_h[d, b] = h_t
-        if layout == 1:
-            Y = Y.transpose(2, 0, 1, 3)
-            Y_h = Y_h.transpose(1, 0, 2)
-        return Y.astype(dtype), Y_h.astype(dtype)
+
+            def step(x_t: np.ndarray, state: State) -> State:
+                (h_t,) = state
+                z = f(bound(w_z @ x_t + r_z @ h_t + wb_z + rb_z))
+                r = f(bound(w_r @ x_t + r_r @ h_t + wb_r + rb_r))
+                if linear_before_reset:
+                    candidate = g(bound(w_h @ x_t + r * (r_h @ h_t + rb_h) + wb_h))
+                else:
+                    candidate = g(bound(w_h @ x_t + r_h @ (r * h_t) + rb_h + wb_h))
+                return ((1.0 - z) * candidate + z * h_t,)
+
+            return step
+
+        return run_recurrence(
+            X, W.shape[0], hidden, (initial_h,), sequence_lens, step_for,
+            direction=direction, layout=layout, activations=activations, default_activations=("Sigmoid", "Tanh"),
+            activation_alpha=activation_alpha, activation_beta=activation_beta,
+        )  # fmt: skip
