@@ -425,3 +425,40 @@ def test_a_signature_xla_cannot_compile_fails_with_one_clear_line(tmp_path: Path
     with pytest.raises(PipelineError, match="serving_xla signature failed: .*AsString") as raised:
         xla.run({"x": x})
     assert "\n" not in str(raised.value)
+
+
+def test_per_layer_type_inference_without_the_weights_matches_full_inference() -> None:
+    """The per-layer check infers node output types with large initializers replaced by typed
+    inputs; small ones (shape constants that inference reads) stay, and the types agree with
+    inference on the whole model."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from pipeline.parity.layers import _inferred_elem_types, _without_large_initializers
+
+    weight = numpy_helper.from_array(np.ones((64, 64), np.float32), "weight")  # 4,096 values: left out
+    shape = numpy_helper.from_array(np.array([-1, 32, 2], np.int64), "shape")  # read by Reshape: kept
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "weight"], ["projected"]),
+            helper.make_node("Reshape", ["projected", "shape"], ["folded"]),
+            helper.make_node("Cast", ["folded"], ["as_int"], to=TensorProto.INT64),
+            helper.make_node("Shape", ["folded"], ["folded_shape"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 64])],
+        [helper.make_tensor_value_info("as_int", TensorProto.INT64, None)],
+        [weight, shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    light = _without_large_initializers(model)
+    assert [t.name for t in light.graph.initializer] == ["shape"]
+    assert "weight" in {value.name for value in light.graph.input}
+    assert len(model.graph.initializer) == 2  # the caller's model is left as it was
+    full = onnx.shape_inference.infer_shapes(model).graph
+    expected = {v.name: v.type.tensor_type.elem_type for v in [*full.value_info, *full.output]}
+    types = _inferred_elem_types(model)
+    assert {name: types[name] for name in expected} == expected
+    assert expected["folded"] == TensorProto.FLOAT and expected["folded_shape"] == TensorProto.INT64
+    inferred_light = onnx.shape_inference.infer_shapes(light).graph
+    folded = next(v for v in inferred_light.value_info if v.name == "folded")
+    assert [d.dim_value for d in folded.type.tensor_type.shape.dim][1:] == [32, 2]

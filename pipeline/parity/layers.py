@@ -454,13 +454,31 @@ def _require_gpu(backend: str, description: dict[str, Any]) -> None:
 
 
 def _inferred_elem_types(model: onnx.ModelProto) -> dict[str, int]:
-    inferred = onnx.shape_inference.infer_shapes(model)
+    inferred = onnx.shape_inference.infer_shapes(_without_large_initializers(model))
     graph = inferred.graph
     return {
         value.name: value.type.tensor_type.elem_type
         for value in [*graph.value_info, *graph.output, *graph.input]
         if value.type.HasField("tensor_type") and value.type.tensor_type.elem_type
     }
+
+
+def _without_large_initializers(model: onnx.ModelProto, max_elements: int = 1024) -> onnx.ModelProto:
+    """``model`` with every initializer of more than ``max_elements`` values turned into a typed,
+    shaped graph input: type and shape inference gives the same answer without copying the
+    weights (over 100 MB for AutoVC) to C++ and back. Small initializers stay, since inference
+    reads the values of shape and axes constants."""
+    light = onnx.ModelProto()
+    light.CopyFrom(model)  # a copy in memory; the serialisations that inference does are what cost
+    graph = model.graph
+    del light.graph.initializer[:]
+    declared = {value.name for value in graph.input}
+    for tensor in graph.initializer:
+        if int(np.prod(tensor.dims, dtype=np.int64)) <= max_elements:
+            light.graph.initializer.append(tensor)
+        elif tensor.name not in declared:
+            light.graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+    return light
 
 
 _FLOAT_TYPES = {
