@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .conv import BACKEND_LABELS as CONV_LABELS
 from .latency import BACKEND_LABELS as LATENCY_LABELS
 from .latency import ORT, TF, TF_XLA, TORCH
 from .lstm import BACKEND_LABELS as LSTM_LABELS
@@ -51,6 +52,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _profile(run)
     for run in results.get("lstm", []):
         lines += _lstm(run)
+    for run in results.get("conv", []):
+        lines += _conv(run)
     return "\n".join(lines)
 
 
@@ -176,6 +179,32 @@ def _lstm(run: dict[str, Any]) -> list[str]:
                  str(row["batch"]), *(_ms_fine(row["stats_ms"][b]) for b in backends),
                  LSTM_LABELS[chosen].removeprefix("handler: "), f"{row['ratio_handler_over_ort']:.2f}",
                  f"{row['ratio_handler_over_torch']:.2f}", f"{row['max_abs_vs_torch'][chosen]:.1e}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
+def _conv(run: dict[str, Any]) -> list[str]:
+    threads = run["threads"]["tensorflow_intra_op"]
+    backends = list(CONV_LABELS)
+    candidates = [b for b in backends if b != "onnxruntime"]
+    head = ["C", "k", "B", *(CONV_LABELS[b] + " ms" for b in backends), *(CONV_LABELS[b] + "/ORT" for b in candidates)]
+    head += ["max abs converted vs torch"]
+    lines = [
+        f"## One convolution block (Conv1d + BatchNorm + ReLU), T={run['steps']}, {threads} thread(s)",
+        "",
+        ("AutoVC's encoder/postnet block through the pipeline (`benchmarks/conv.py`): the functions behind "
+        "`serving_default` (graph mode) and `serving_xla`, beside the same block written for XLA as one "
+        "matrix product over gathered windows."),
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---|" + "---:|" * (len(head) - 1),
+    ]
+    for row in run["rows"]:
+        worst = max(row["max_abs_vs_torch"][b] for b in ("tf_graph", "tf_xla"))
+        cells = [str(row["channels"]), str(row["kernel"]), str(row["batch"]),
+                 *(_ms_fine(row["stats_ms"][b]) for b in backends),
+                 *(f"{row['ratio_over_ort'][b]:.2f}" for b in candidates), f"{worst:.1e}"]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     return lines

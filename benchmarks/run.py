@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: conversion, inference latency and LSTM benchmarks; a table on the
+"""``python -m benchmarks``: conversion, inference latency, LSTM and convolution benchmarks; a table on the
 terminal, every measurement in ``benchmarks/results/latest.json`` and the tables in
 ``benchmarks/RESULTS.md``."""
 
@@ -21,7 +21,7 @@ from . import conversion, report
 from .common import machine
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("conversion", "latency", "mixed", "profile", "lstm")
+SECTIONS = ("conversion", "latency", "mixed", "profile", "lstm", "conv")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["conversion"] = measured
                 print(report.conversion_table(measured), file=sys.stderr)
             artifact = artifact or Path(scratch) / "export"
-        for section in ("latency", "mixed", "profile", "lstm"):
+        for section in SECTIONS[1:]:
             if section not in sections:
                 continue
             results[section] = []

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-LATENCY, MIXED, LSTM, PROFILE = "latency", "mixed", "lstm", "profile"
+LATENCY, MIXED, LSTM, PROFILE, CONV = "latency", "mixed", "lstm", "profile", "conv"
 PROFILE_SHAPES = ((1, 512), (8, 512))
 """The shapes of the latency targets, profiled per op type."""
 
@@ -31,7 +31,7 @@ def _latency_shapes(quick: bool) -> list[Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.worker")
-    parser.add_argument("section", choices=(LATENCY, MIXED, LSTM, PROFILE))
+    parser.add_argument("section", choices=(LATENCY, MIXED, LSTM, PROFILE, CONV))
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--artifact", type=Path)
@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> None:
 
         shapes = PROFILE_SHAPES[:1] if args.quick else PROFILE_SHAPES
         result = {"shapes": [profile.run(args.artifact, b, t, args.threads) for b, t in shapes]}
+    elif args.section == CONV:
+        from . import conv
+
+        steps, repeats = (128, 3) if args.quick else (512, 9)
+        result = conv.run((1, 8), steps, repeats, args.threads)
     else:
         from . import lstm
 

@@ -4,7 +4,7 @@ to markdown. The numbers themselves belong to the benchmark, not to these tests.
 
 from __future__ import annotations
 
-from benchmarks import conversion, lstm, report
+from benchmarks import conv, conversion, lstm, report
 from benchmarks.common import Stats, interleaved, machine, paired_ratio
 
 
@@ -55,6 +55,18 @@ def test_a_small_lstm_run_is_exact_and_renders() -> None:
     markdown = report.render(results)
     assert "## One LSTM layer, T=5, 1 thread(s)" in markdown
     assert "| tiny | 6 | 4 | 2 | 2 |" in markdown
+
+
+def test_a_small_conv_block_run_is_exact_and_renders() -> None:
+    result = conv.run(batches=[2], steps=9, repeats=1, threads=1, channels=6, kernel=5)
+    (row,) = result["rows"]
+    assert set(row["stats_ms"]) == set(conv.BACKEND_LABELS)
+    assert max(row["max_abs_vs_torch"].values()) <= 1e-5  # every way of running it computes the block
+    results = {"command": "python -m benchmarks --only conv", "created_utc": "now", "quick": True,
+               "machine": machine(), "conv": [{"threads": {"tensorflow_intra_op": 1}, **result}]}
+    markdown = report.render(results)
+    assert "## One convolution block (Conv1d + BatchNorm + ReLU), T=9, 1 thread(s)" in markdown
+    assert "| 6 | 5 | 2 |" in markdown
 
 
 def test_profile_of_a_real_export_attributes_time_to_op_types(exported_autovc) -> None:
