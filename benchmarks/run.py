@@ -91,9 +91,18 @@ def main(argv: list[str] | None = None) -> int:
                 results[section].append(json.loads(out.read_text()))
     results["machine"]["load_average_end"] = machine()["load_average"]
 
-    markdown = report.render(results)
+    markdown = report.render(results, _shown(args.results))
     write_file(args.results, json.dumps(results, indent=1) + "\n")
     write_file(args.markdown, markdown)
     print(markdown)
     print(f"results: {args.results}, tables: {args.markdown}", file=sys.stderr)
     return 0
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(HERE.parent))
+    except ValueError:
+        return str(path)
+
