@@ -427,15 +427,18 @@ def test_a_signature_xla_cannot_compile_fails_with_one_clear_line(tmp_path: Path
     assert "\n" not in str(raised.value)
 
 
-def test_per_layer_type_inference_without_the_weights_matches_full_inference() -> None:
-    """The per-layer check infers node output types with large initializers replaced by typed
-    inputs; small ones (shape constants that inference reads) stay, and the types agree with
-    inference on the whole model."""
+def test_per_layer_inference_and_onnxruntime_without_the_weights_match_the_whole_model() -> None:
+    """The per-layer check hands large initializers to type inference and to onnxruntime as
+    data-less placeholders (the weights go to onnxruntime in memory); small ones (shape constants
+    that inference reads) keep their data. Types, shapes and onnxruntime's node outputs agree
+    with the whole model."""
+    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from pipeline.parity.layers import _inferred_elem_types, _without_large_initializers
+    from pipeline.parity.layers import _inferred_elem_types, _weights_apart, ort_node_outputs
 
-    weight = numpy_helper.from_array(np.ones((64, 64), np.float32), "weight")  # 4,096 values: left out
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.standard_normal((64, 64)).astype(np.float32), "weight")  # 4,096 values
     shape = numpy_helper.from_array(np.array([-1, 32, 2], np.int64), "shape")  # read by Reshape: kept
     graph = helper.make_graph(
         [
@@ -450,15 +453,32 @@ def test_per_layer_type_inference_without_the_weights_matches_full_inference() -
         [weight, shape],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    light = _without_large_initializers(model)
-    assert [t.name for t in light.graph.initializer] == ["shape"]
-    assert "weight" in {value.name for value in light.graph.input}
-    assert len(model.graph.initializer) == 2  # the caller's model is left as it was
+    light, weights = _weights_apart(model)
+    assert list(weights) == ["weight"] and weights["weight"].raw_data == weight.raw_data
+    placeholder = next(t for t in light.graph.initializer if t.name == "weight")
+    assert placeholder.data_location == TensorProto.EXTERNAL and not placeholder.raw_data
+    assert list(placeholder.dims) == [64, 64]
+    assert next(t for t in light.graph.initializer if t.name == "shape").raw_data == shape.raw_data
+    assert model.graph.initializer[0].raw_data == weight.raw_data  # the caller's model is left as it was
+
     full = onnx.shape_inference.infer_shapes(model).graph
     expected = {v.name: v.type.tensor_type.elem_type for v in [*full.value_info, *full.output]}
-    types = _inferred_elem_types(model)
+    types = _inferred_elem_types(light)
     assert {name: types[name] for name in expected} == expected
     assert expected["folded"] == TensorProto.FLOAT and expected["folded_shape"] == TensorProto.INT64
     inferred_light = onnx.shape_inference.infer_shapes(light).graph
     folded = next(v for v in inferred_light.value_info if v.name == "folded")
     assert [d.dim_value for d in folded.type.tensor_type.shape.dim][1:] == [32, 2]
+
+    x = rng.standard_normal((3, 64)).astype(np.float32)
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(model)
+    exposed.graph.output.extend([onnx.ValueInfoProto(name="projected"), onnx.ValueInfoProto(name="folded")])
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # as the per-layer session
+    session = ort.InferenceSession(exposed.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    whole = dict(zip(["projected", "folded"], session.run(["projected", "folded"], {"x": x})))
+    per_layer = ort_node_outputs(model, {"x": x}, None)
+    assert set(per_layer) == {"projected", "folded"}
+    for name, value in whole.items():
+        np.testing.assert_array_equal(per_layer[name], value)

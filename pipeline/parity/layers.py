@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from pipeline.runtime.devices import CPU_EP
 
@@ -263,8 +264,6 @@ def compare_weights(
     (``stored``, see :func:`saved_model_weights`), exactly: the SavedModel was converted from
     these numbers, so any difference means it came from another model. A variable stored
     transposed (:func:`pipeline.stages.tf_convert.stored_layouts`) is compared in that layout."""
-    from onnx import numpy_helper
-
     from pipeline.stages.tf_convert import stored_layouts
 
     readers: dict[str, list[tuple[int, str]]] = {}
@@ -394,12 +393,12 @@ def ort_node_outputs(
     allow_tf32: bool = False,
     require_gpu: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Every non-empty float node output, computed by onnxruntime."""
+    """Every non-empty float node output, computed by onnxruntime. The session gets the large
+    weights as in-memory initializers, so the 100 MB-class model is not serialised again."""
     import onnxruntime as ort
 
-    elem_types = _inferred_elem_types(model)
-    exposed = onnx.ModelProto()
-    exposed.CopyFrom(model)
+    exposed, weights = _weights_apart(model)
+    elem_types = _inferred_elem_types(exposed)
     present = {output.name for output in exposed.graph.output}
     for node in exposed.graph.node:
         for name in node.output:
@@ -410,6 +409,9 @@ def ort_node_outputs(
             present.add(name)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    # onnxruntime reads these arrays in place, for as long as the session runs: keep them referenced.
+    weight_values = [ort.OrtValue.ortvalue_from_numpy(numpy_helper.to_array(t)) for t in weights.values()]
+    options.add_external_initializers(list(weights), weight_values)
     session = ort.InferenceSession(
         exposed.SerializeToString(), options, providers=ort_provider_options(providers or [CPU_EP], allow_tf32)
     )
@@ -417,6 +419,7 @@ def ort_node_outputs(
         _require_gpu("onnxruntime (per-layer)", {"providers_used": session.get_providers()})
     names = [output.name for output in session.get_outputs()]
     values = dict(zip(names, session.run(names, inputs)))
+    del session, weight_values
     return {name: value for name, value in values.items() if _comparable(value)}
 
 
@@ -454,8 +457,9 @@ def _require_gpu(backend: str, description: dict[str, Any]) -> None:
 
 
 def _inferred_elem_types(model: onnx.ModelProto) -> dict[str, int]:
-    inferred = onnx.shape_inference.infer_shapes(_without_large_initializers(model))
-    graph = inferred.graph
+    """Element type of every value that ONNX type inference can tell; give it the model of
+    :func:`_weights_apart`, since inference copies whatever weights the model holds."""
+    graph = onnx.shape_inference.infer_shapes(model).graph
     return {
         value.name: value.type.tensor_type.elem_type
         for value in [*graph.value_info, *graph.output, *graph.input]
@@ -463,22 +467,26 @@ def _inferred_elem_types(model: onnx.ModelProto) -> dict[str, int]:
     }
 
 
-def _without_large_initializers(model: onnx.ModelProto, max_elements: int = 1024) -> onnx.ModelProto:
-    """``model`` with every initializer of more than ``max_elements`` values turned into a typed,
-    shaped graph input: type and shape inference gives the same answer without copying the
-    weights (over 100 MB for AutoVC) to C++ and back. Small initializers stay, since inference
-    reads the values of shape and axes constants."""
+def _weights_apart(model: onnx.ModelProto, max_elements: int = 1024) -> tuple[onnx.ModelProto, dict[str, onnx.TensorProto]]:
+    """A copy of ``model`` whose initializers of more than ``max_elements`` values keep their name,
+    type and shape but no data (marked external, location ``in-memory``), and those initializers
+    by name. Type and shape inference and an onnxruntime session (given the weights with
+    ``SessionOptions.add_external_initializers``) then work without copying the weights (over
+    100 MB for AutoVC) to C++ and back. Small initializers keep their data: inference reads the
+    values of shape and axes constants."""
     light = onnx.ModelProto()
     light.CopyFrom(model)  # a copy in memory; the serialisations that inference does are what cost
-    graph = model.graph
     del light.graph.initializer[:]
-    declared = {value.name for value in graph.input}
-    for tensor in graph.initializer:
+    weights = {}
+    for tensor in model.graph.initializer:
         if int(np.prod(tensor.dims, dtype=np.int64)) <= max_elements:
             light.graph.initializer.append(tensor)
-        elif tensor.name not in declared:
-            light.graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
-    return light
+            continue
+        weights[tensor.name] = tensor
+        placeholder = light.graph.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
+        placeholder.data_location = onnx.TensorProto.EXTERNAL
+        placeholder.external_data.add(key="location", value="in-memory")
+    return light, weights
 
 
 _FLOAT_TYPES = {
