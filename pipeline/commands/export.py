@@ -27,7 +27,6 @@ from pipeline.runtime import provenance
 from pipeline.runtime.artifacts import AtomicOutputDir
 from pipeline.runtime.errors import PipelineError, UsageError
 from pipeline.runtime.progress import Progress
-from pipeline.stages.onnx_io import load_onnx
 from pipeline.stages.tflite import litert_backend
 
 DEFAULT_ARTIFACTS = Path("artifacts")
@@ -97,7 +96,7 @@ def run_export(options: ExportOptions) -> int:
         _require_close(errors, progress)
 
         with progress.stage("onnx -> tf"):
-            tf_module = OnnxGraphModule(load_onnx(onnx_path))
+            tf_module = OnnxGraphModule(exported.model)
         with progress.stage("write savedmodel"):
             write_saved_model(tf_module, temp / "saved_model", xla_buckets=spec.xla_buckets(options))
         for flag in spec.flags:
@@ -113,7 +112,7 @@ def run_export(options: ExportOptions) -> int:
                 default_tolerance=EXPORT_TOLERANCE, weights_origin=info["label"], devices=plan.to_json(),
                 input_description=inputs.describe(), progress=progress,
                 chunk_frames=options.parity_chunk_frames, input_files=input_files, paths_relative_to=temp,
-                tf_module=tf_module, extra_backends=[litert_backend(m) for m in tflite_models[:1]],
+                onnx_model=exported.model, tf_module=tf_module, extra_backends=[litert_backend(m) for m in tflite_models[:1]],
             )
             if tflite_models:
                 result.tflite = _tflite_report(tflite_models, result, inputs.arrays, temp)

@@ -30,7 +30,7 @@ from pipeline.runtime import provenance as provenance_record
 from pipeline.runtime.devices import verify_placement
 from pipeline.runtime.errors import UsageError
 from pipeline.runtime.progress import Progress
-from pipeline.stages.onnx_io import real_inputs
+from pipeline.stages.onnx_io import load_onnx, real_inputs
 
 from .backends import (
     Backend,
@@ -199,6 +199,7 @@ def run_sweep(
     chunk_frames: int | None = DEFAULT_CHUNK_FRAMES,
     input_files: Sequence[tuple[str, Path | None]] = (),
     paths_relative_to: Path | None = None,
+    onnx_model: onnx.ModelProto | None = None,
     tf_module: Any = None,
     extra_backends: Sequence[BackendSpec] = (),
 ) -> ParityResult:
@@ -222,6 +223,8 @@ def run_sweep(
       into ``provenance`` with the ONNX model and the SavedModel's saved_model.pb.
     - ``paths_relative_to``: an output folder still being written (e.g. the temp folder of an
       export): paths inside it are recorded relative to it.
+    - ``onnx_model``: the model at ``onnx_path``, already loaded and checked, when the caller
+      still has it (export has just written it); otherwise it is read from ``onnx_path``.
     - ``tf_module``: the :class:`pipeline.stages.tf_convert.OnnxGraphModule` the SavedModel was written
       from, when the caller still has it: the per-layer check reuses its traced node outputs
       instead of importing and tracing the ONNX graph again.
@@ -240,10 +243,10 @@ def run_sweep(
     started = time.perf_counter()
     created_utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
-    with _stage(progress, timings, "parity: load onnx"):
-        from pipeline.stages.onnx_io import load_onnx
-
-        model = load_onnx(Path(onnx_path))
+    model = onnx_model
+    if model is None:
+        with _stage(progress, timings, "parity: load onnx"):
+            model = load_onnx(Path(onnx_path))
     input_names, output_names = _graph_io(model)
     default = _tolerance(default_tolerance)
     per_output = _per_output_tolerances(tolerances, output_names)

@@ -15,7 +15,7 @@ import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ class ExportResult:
     op_counts: dict[str, int]
     size_bytes: int
     seconds: float
+    model: onnx.ModelProto = field(repr=False)  # what was written to ``path``, checked: no need to read it back
 
 
 def export_onnx(
@@ -99,6 +100,7 @@ def export_onnx(
         op_counts=op_counts(model),
         size_bytes=path.stat().st_size,
         seconds=round(time.perf_counter() - start, 3),
+        model=model,
     )
 
 
