@@ -1,10 +1,11 @@
 """What every benchmark shares: the machine description, one thread count for every backend,
-interleaved timing, and order statistics."""
+interleaved timing checked against a reference, and order statistics."""
 
 from __future__ import annotations
 
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -127,3 +128,41 @@ def interleaved(
 def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
     """Median over rounds of numerator / denominator: robust to load changing between rounds."""
     return float(np.median(np.asarray(numerator) / np.asarray(denominator)))
+
+
+Call = Callable[[np.ndarray], Callable[[], np.ndarray]]
+"""Given an input array, a call without arguments that runs one backend on it (the binding step
+converts the input once, outside the timed call) and returns the output as a numpy array."""
+
+
+def torch_call(module: Any, pick: Callable[[Any], Any] = lambda output: output) -> Call:
+    """``module`` in inference mode; ``pick`` takes the tensor to return from its output."""
+    import torch
+
+    def bind(x: np.ndarray) -> Callable[[], np.ndarray]:
+        x_torch = torch.from_numpy(x)
+
+        def call() -> np.ndarray:
+            with torch.inference_mode():
+                return pick(module(x_torch)).numpy()
+
+        return call
+
+    return bind
+
+
+def timed_and_checked(
+    calls: Mapping[str, Call], x: np.ndarray, repeats: int, reference: str
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Every call bound to ``x``: its max abs difference from ``reference``'s output, then
+    ``repeats`` interleaved timings (after one warm-up round)."""
+    bound = {name: make(x) for name, make in calls.items()}
+    expected = bound[reference]()
+    errors = {name: float(np.max(np.abs(call() - expected))) for name, call in bound.items() if name != reference}
+    return interleaved(bound, repeats, warmup=1), errors
+
+
+def print_medians(section: str, case: str, stats_ms: Mapping[str, Mapping[str, float]]) -> None:
+    """One progress line: ``[section] case: backend median ms, ...``."""
+    medians = ", ".join(f"{name} {stats['median']:.1f} ms" for name, stats in stats_ms.items())
+    print(f"[{section}] {case}: {medians}", file=sys.stderr, flush=True)

@@ -11,7 +11,6 @@ onnxruntime's own CPU convolution uses.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from pipeline.runtime.devices import CPU_EP
 
-from .common import Stats, interleaved, load_average, ort_session_options, paired_ratio
+from .common import Call, Stats, load_average, ort_session_options, paired_ratio, print_medians, timed_and_checked, torch_call
 
 TORCH, ORT, TF_GRAPH, TF_XLA, XLA_IM2COL = "torch", "onnxruntime", "tf_graph", "tf_xla", "xla_im2col"
 BACKEND_LABELS = {
@@ -59,15 +58,12 @@ def run(batches: Sequence[int], steps: int, repeats: int, threads: int,
         block, (torch.zeros(1, channels, 8),), opset=17, input_names=["x"], output_names=["y"],
         dynamic_axes={"x": {0: "batch", 2: "time"}, "y": {0: "batch", 2: "time"}},
     )
-    calls = {TORCH: _torch_call(block), ORT: _ort_call(onnx_bytes, threads), **_converted_calls(onnx_bytes),
+    calls = {TORCH: torch_call(block), ORT: _ort_call(onnx_bytes, threads), **_converted_calls(onnx_bytes),
              XLA_IM2COL: _im2col_call(block)}
     rows = []
     for batch in batches:
-        x = np.random.default_rng(batch).normal(size=(batch, channels, steps)).astype(np.float32)
-        bound = {name: make(x) for name, make in calls.items()}
-        reference = bound[TORCH]()
-        errors = {name: float(np.max(np.abs(call() - reference))) for name, call in bound.items() if name != TORCH}
-        times = interleaved(bound, repeats, warmup=1)
+        x = np.random.default_rng(batch).normal(size=(batch, channels, steps)).astype(np.float32)  # every call: [B, C, T] -> [B, C, T]
+        times, errors = timed_and_checked(calls, x, repeats, reference=TORCH)
         row = {
             "channels": channels,
             "kernel": kernel,
@@ -79,28 +75,8 @@ def run(batches: Sequence[int], steps: int, repeats: int, threads: int,
             "max_abs_vs_torch": errors,
         }
         rows.append(row)
-        medians = ", ".join(f"{n} {row['stats_ms'][n]['median']:.1f} ms" for n in times)
-        print(f"[conv] B={batch} T={steps}: {medians}", file=sys.stderr, flush=True)
+        print_medians("conv", f"B={batch} T={steps}", row["stats_ms"])
     return {"steps": steps, "rows": rows}
-
-
-Call = Callable[[np.ndarray], Callable[[], np.ndarray]]
-"""Given ``x [B, C, T]``, a call that runs the block on it and returns ``y [B, C, T]``."""
-
-
-def _torch_call(block: Any) -> Call:
-    import torch
-
-    def bind(x: np.ndarray) -> Callable[[], np.ndarray]:
-        x_torch = torch.from_numpy(x)
-
-        def call() -> np.ndarray:
-            with torch.inference_mode():
-                return block(x_torch).numpy()
-
-        return call
-
-    return bind
 
 
 def _ort_call(onnx_bytes: bytes, threads: int) -> Call:

@@ -8,7 +8,6 @@ handler, whose function is traced once for a dynamic ``[T, B, F]`` input as in a
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ import numpy as np
 
 from pipeline.runtime.devices import CPU_EP
 
-from .common import Stats, interleaved, load_average, ort_session_options, paired_ratio
+from .common import Call, Stats, load_average, ort_session_options, paired_ratio, print_medians, timed_and_checked, torch_call
 
 TORCH, ORT, TF_FUSED, TF_LOOP, TF_XLA = "torch", "onnxruntime", "tf_fused_op", "tf_while_loop", "tf_xla"
 BACKEND_LABELS = {
@@ -130,16 +129,14 @@ def run(layers: Sequence[Layer], batches: Sequence[int], steps: int, repeats: in
         module = torch.nn.LSTM(layer.inputs, layer.hidden, bidirectional=layer.bidirectional).eval()
         weights = onnx_weights(module)
         calls = {
-            TORCH: _torch_call(module),
+            TORCH: torch_call(module, pick=lambda output: output[0]),
             ORT: _ort_call(_ort_session(layer, weights, threads)),
             **{name: _tf_call(_tf_function(layer, weights, name)) for name in (TF_FUSED, TF_LOOP, TF_XLA)},
         }
         for batch in batches:
+            # every call: X [T, B, F] -> Y [T, B, D*H]
             x = np.random.default_rng(batch).normal(size=(steps, batch, layer.inputs)).astype(np.float32)
-            bound = {name: make(x) for name, make in calls.items()}
-            reference = bound[TORCH]()
-            errors = {name: float(np.max(np.abs(call() - reference))) for name, call in bound.items() if name != TORCH}
-            times = interleaved(bound, repeats, warmup=1)
+            times, errors = timed_and_checked(calls, x, repeats, reference=TORCH)
             chosen = handler_choice(layer)
             row = {
                 "layer": layer.name,
@@ -158,28 +155,8 @@ def run(layers: Sequence[Layer], batches: Sequence[int], steps: int, repeats: in
                 "max_abs_vs_torch": errors,
             }
             rows.append(row)
-            medians = ", ".join(f"{n} {row['stats_ms'][n]['median']:.1f} ms" for n in times)
-            print(f"[lstm] {layer.name} B={batch} T={steps}: {medians}", file=sys.stderr, flush=True)
+            print_medians("lstm", f"{layer.name} B={batch} T={steps}", row["stats_ms"])
     return {"steps": steps, "rows": rows}
-
-
-Call = Callable[[np.ndarray], Callable[[], np.ndarray]]
-"""Given ``X [T, B, F]``, a call that runs the layer on it and returns ``Y`` as ``[T, B, D*H]``."""
-
-
-def _torch_call(module: Any) -> Call:
-    import torch
-
-    def bind(x: np.ndarray) -> Callable[[], np.ndarray]:
-        x_torch = torch.from_numpy(x)
-
-        def call() -> np.ndarray:
-            with torch.inference_mode():
-                return module(x_torch)[0].numpy()
-
-        return call
-
-    return bind
 
 
 def _ort_call(session: Any) -> Call:
