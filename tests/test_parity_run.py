@@ -440,8 +440,10 @@ def test_per_layer_inference_and_onnxruntime_without_the_weights_match_the_whole
     rng = np.random.default_rng(0)
     weight = numpy_helper.from_array(rng.standard_normal((64, 64)).astype(np.float32), "weight")  # 4,096 values
     shape = numpy_helper.from_array(np.array([-1, 32, 2], np.int64), "shape")  # read by Reshape: kept
+    words = numpy_helper.from_array(np.array(["w"] * 2000, dtype=object), "words")  # strings: kept
     graph = helper.make_graph(
         [
+            helper.make_node("Identity", ["words"], ["same_words"]),
             helper.make_node("MatMul", ["x", "weight"], ["projected"]),
             helper.make_node("Reshape", ["projected", "shape"], ["folded"]),
             helper.make_node("Cast", ["folded"], ["as_int"], to=TensorProto.INT64),
@@ -450,7 +452,7 @@ def test_per_layer_inference_and_onnxruntime_without_the_weights_match_the_whole
         "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 64])],
         [helper.make_tensor_value_info("as_int", TensorProto.INT64, None)],
-        [weight, shape],
+        [weight, shape, words],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     light, weights = _weights_apart(model)

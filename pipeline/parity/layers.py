@@ -473,13 +473,13 @@ def _weights_apart(model: onnx.ModelProto, max_elements: int = 1024) -> tuple[on
     by name. Type and shape inference and an onnxruntime session (given the weights with
     ``SessionOptions.add_external_initializers``) then work without copying the weights (over
     100 MB for AutoVC) to C++ and back. Small initializers keep their data: inference reads the
-    values of shape and axes constants."""
+    values of shape and axes constants; string tensors stay too (no in-memory onnxruntime value)."""
     light = onnx.ModelProto()
     light.CopyFrom(model)  # a copy in memory; the serialisations that inference does are what cost
     del light.graph.initializer[:]
     weights = {}
     for tensor in model.graph.initializer:
-        if int(np.prod(tensor.dims, dtype=np.int64)) <= max_elements:
+        if int(np.prod(tensor.dims, dtype=np.int64)) <= max_elements or tensor.data_type == onnx.TensorProto.STRING:
             light.graph.initializer.append(tensor)
             continue
         weights[tensor.name] = tensor
