@@ -23,10 +23,15 @@ def machine() -> dict[str, Any]:
         cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
     except OSError:
         cpuinfo = ""
-    for line in cpuinfo.splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
+    fields = dict(line.split(":", 1) for line in cpuinfo.split("\n\n")[0].splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    if "model name" in fields:
+        # Vendors' names can be as short as "AMD EPYC": family and model tell the generation, and
+        # the widest vector unit decides which kernels TensorFlow and onnxruntime pick.
+        cpu = fields["model name"]
+        flags = set(fields.get("flags", "").split())
+        vector = next((name for name in ("avx512f", "avx2", "avx") if name in flags), "no AVX")
+        cpu += f" (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')}, {vector.upper()})"
     versions = {}
     for package in ("torch", "onnx", "onnxruntime", "tensorflow", "onnx-tf", "numpy"):
         try:

@@ -4,6 +4,8 @@ to markdown. The numbers themselves belong to the benchmark, not to these tests.
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks import conv, conversion, lstm, report
 from benchmarks.common import Stats, interleaved, machine, paired_ratio
 
@@ -21,6 +23,18 @@ def test_stats_and_paired_ratio() -> None:
     assert (stats.median, stats.minimum, stats.runs) == (3.0, 1.0, 5)
     assert stats.p10 < stats.median < stats.p90
     assert paired_ratio([2.0, 4.0, 9.0], [1.0, 2.0, 3.0]) == 2.0
+
+
+def test_machine_names_the_cpu_generation_and_vector_unit() -> None:
+    """"AMD EPYC" alone does not say which CPU the ratios were measured on."""
+    import re
+    from pathlib import Path
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists() or "model name" not in cpuinfo.read_text():
+        pytest.skip("no /proc/cpuinfo with a model name here")
+    cpu = machine()["cpu"]
+    assert re.search(r" \(family \d+, model \d+, (AVX512F|AVX2|AVX|no AVX)\)$", cpu), cpu
 
 
 def test_conversion_stages_get_their_time_and_peak_memory() -> None:
